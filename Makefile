@@ -1,0 +1,42 @@
+# The two commands of the README: `make figures` (quick preset) and `make test`.
+# Each (re)builds .venv from the pins in pyproject.toml when it is missing or older than the pins.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.prunebench-installed
+CORES  ?= all
+PRESET ?= quick
+# Local copies of the data sets (see README "Data"): used when present, else the official download.
+SHARED_DATA := $(wildcard ../shared/data)
+export PRUNEBENCH_DATA_SOURCES ?= $(abspath $(SHARED_DATA))
+
+.PHONY: figures results report test test-fast bench venv clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+figures: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PRESET).yaml figures
+
+results: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PRESET).yaml results
+
+report: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PRESET).yaml report
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e and not slurm"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,100 @@
+"""Seeded weight initialization of Conv2d/Linear weights (DESIGN.md `init`; methods.md A.3 pitfall 6, A.7).
+
+Schemes (biases are zeroed, BatchNorm is weight 1 / bias 0, for every scheme except `default`):
+  kaiming_normal          N(0, 2/fan_in)              FORCE's training-script default (fan_in, ReLU gain)
+  kaiming_normal_fan_out  N(0, 2/fan_out)             GraSP/FORCE model constructors
+  xavier_normal           N(0, 2/(fan_in+fan_out))    mil-ad/snip scoring copy, SPP `normal_glorot`
+  lecun_normal            N(0, 1/fan_in)              SPP `normal_lecun`
+  orthogonal              (semi-)orthogonal matrix of the flattened weight (SPP matrices)
+  delta_orthogonal        convs: orthogonal centre tap, zeros elsewhere (Xiao et al. 2018); linear: orthogonal
+  default                 PyTorch's own constructors' init, re-drawn from the seed
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from prunebench.errors import choose
+from prunebench.models import prunable_modules
+
+SCHEMES = ("kaiming_normal", "kaiming_normal_fan_out", "xavier_normal", "lecun_normal", "orthogonal",
+           "delta_orthogonal", "default")
+
+
+def _fans(w):
+    receptive = w[0][0].numel() if w.dim() > 2 else 1
+    return w.shape[1] * receptive, w.shape[0] * receptive
+
+
+def _orthogonal(rows, cols, gen):
+    a = torch.randn(max(rows, cols), min(rows, cols), generator=gen)
+    q, r = torch.linalg.qr(a)
+    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # sign correction: Haar-distributed
+    return q if rows >= cols else q.T
+
+
+@torch.no_grad()
+def init_weight(w: torch.Tensor, scheme: str, gen: torch.Generator) -> None:
+    fan_in, fan_out = _fans(w)
+    if scheme in ("kaiming_normal", "kaiming_normal_fan_out", "xavier_normal", "lecun_normal"):
+        var = {"kaiming_normal": 2.0 / fan_in, "kaiming_normal_fan_out": 2.0 / fan_out,
+               "xavier_normal": 2.0 / (fan_in + fan_out), "lecun_normal": 1.0 / fan_in}[scheme]
+        w.copy_(torch.randn(w.shape, generator=gen) * math.sqrt(var))
+    elif scheme == "orthogonal" or (scheme == "delta_orthogonal" and w.dim() == 2):
+        w.copy_(_orthogonal(w.shape[0], w[0].numel(), gen).reshape(w.shape))
+    elif scheme == "delta_orthogonal":
+        w.zero_()
+        kh, kw = w.shape[2], w.shape[3]
+        w[:, :, kh // 2, kw // 2] = _orthogonal(w.shape[0], w.shape[1], gen)
+    else:
+        raise AssertionError(scheme)
+
+
+def initialize(model: nn.Module, scheme: str = "kaiming_normal", seed: int = 0) -> nn.Module:
+    """Re-initialize `model` in place from `seed` alone (same seed, same bytes) and return it."""
+    choose("init scheme", scheme, SCHEMES)
+    gen = torch.Generator().manual_seed(int(seed))
+    if scheme == "default":
+        state = torch.random.get_rng_state()
+        try:
+            torch.manual_seed(int(seed))
+            for m in model.modules():
+                if hasattr(m, "reset_parameters") and m is not model:
+                    m.reset_parameters()
+        finally:
+            torch.random.set_rng_state(state)
+        return model
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.reset_parameters()
+    for m in prunable_modules(model).values():
+        init_weight(m.weight, scheme, gen)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def save_init(path, model: nn.Module, **metadata) -> None:
+    from prunebench.io import save_tensors
+
+    save_tensors(path, dict(model.state_dict()), {"kind": "init", **metadata})
+
+
+def load_init(path, model: nn.Module) -> dict:
+    """Load a state dict saved by `save_init` into `model`; one-line error if it does not fit."""
+    from prunebench.errors import PrunebenchError
+    from prunebench.io import load_tensors
+
+    tensors, meta = load_tensors(path, what="init file")
+    own = model.state_dict()
+    missing = [k for k in own if k not in tensors]
+    extra = [k for k in tensors if k not in own]
+    bad = [k for k in own if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)]
+    if missing or extra or bad:
+        what = (f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}" if extra
+                else f"{bad[0]!r} has shape {tuple(tensors[bad[0]].shape)}, the model's is {tuple(own[bad[0]].shape)}")
+        raise PrunebenchError(f"init file {str(path)!r} does not fit the model: {what}")
+    model.load_state_dict(tensors)
+    return meta
