@@ -1,0 +1,32 @@
+# prunebench DAG: data -> init -> prune (-> isometry) -> train -> aggregate -> figures / report.
+# Run:  snakemake --cores all figures                       (quick preset, the default)
+#       snakemake --cores all --configfile config/smoke.yaml figures
+# The grid, arms and options come from the preset (validated against config/schema.yaml before anything
+# runs). Rules live in rules/*.smk. Every rule's code dependency is a `code` param holding a hash of the
+# prunebench source files it runs, so a code change reruns exactly the affected jobs (params trigger).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from prunebench import grid as G
+
+if "preset" not in config:
+    config.update(G.load_config(os.path.join(workflow.basedir, "config", "quick.yaml")))
+G.validate(config, where="config")
+
+PRESET = config["preset"]
+RES = f"results/{PRESET}"
+FIG = f"figures/{PRESET}"
+DATA_DIR = config.get("data_dir", "data")
+CELLS = {G.cell_dir(c): c for c in G.expand(config)}
+FIGURES = config.get("figures", [])
+CLAIMS = config.get("claims", [])
+
+
+include: "rules/common.smk"
+include: "rules/run.smk"
+include: "rules/report.smk"

@@ -1,0 +1,37 @@
+# Shared helpers of the rules: cell lookup, per-step source hashes, resources.
+import json
+
+
+wildcard_constraints:
+    dataset=r"mnist|cifar10|cifar100|tiny-imagenet",
+    seed=r"\d+",
+    sparsity=r"[0-9.e-]+",
+    model=r"[A-Za-z0-9_-]+",
+    init=r"[a-z_]+",
+    arm=r"[A-Za-z0-9_]+",
+
+
+def cell(w):
+    key = f"{RES}/{w.dataset}/{w.model}/{w.init}/{w.arm}/s{w.sparsity}/seed{w.seed}"
+    if key not in CELLS:
+        raise ValueError(f"{key} is not a cell of preset {PRESET}")
+    return CELLS[key]
+
+
+def code(*modules):
+    """Hash of the prunebench files `modules` import (recorded as a param: the params trigger)."""
+    return G.source_hash(G.module_closure(*modules))
+
+
+def res(step, key, default):
+    return config.get("resources", {}).get(step, {}).get(key, default)
+
+
+def qjson(obj):
+    """A JSON value quoted for the shell."""
+    return "'" + json.dumps(obj, sort_keys=True).replace("'", "'\\''") + "'"
+
+
+CLI = "prunebench"
+THREADS = config.get("threads", 1)
+DEVICE = config.get("device", "auto")

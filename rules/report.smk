@@ -1,0 +1,83 @@
+# aggregate -> figures -> report, and the targets.
+TABLES = [f"{RES}/{n}" for n in ("summary.csv", "timing.csv", "layers.csv", "history.csv", "metrics.json")]
+RESOLVED_CONFIG = f"{RES}/config.yaml"
+FIGURE_FILES = [f"{FIG}/{name}.{ext}" for name in FIGURES for ext in ("pdf", "png")]
+REPORT = f"paper/replication-{PRESET}.md"
+
+
+rule figures:
+    default_target: True
+    input:
+        FIGURE_FILES,
+        REPORT,
+
+
+rule results:
+    input:
+        TABLES,
+
+
+rule aggregate:
+    input:
+        [f"{d}/metrics.json" for d in CELLS],
+        [f"{d}/prune.json" for d, c in CELLS.items() if c["method"] in G.AT_INIT],
+        [f"{d}/isometry.json" for d, c in CELLS.items() if c["isometry"]],
+    output:
+        TABLES,
+        cfgfile=RESOLVED_CONFIG,
+    log:
+        f"{RES}/logs/aggregate.log",
+    params:
+        code=code("prunebench.cli", "prunebench.aggregate"),
+        config=json.dumps(config, sort_keys=True),
+    threads: 1
+    run:
+        import yaml
+        from prunebench.io import atomic_path
+
+        with atomic_path(output.cfgfile) as tmp:
+            tmp.write_text(yaml.safe_dump(config, sort_keys=True))
+        shell("{CLI} aggregate --config {output.cfgfile} --results-root results > {log} 2>&1")
+
+
+rule figure:
+    input:
+        TABLES,
+    output:
+        pdf=f"{FIG}/{{name}}.pdf",
+        png=f"{FIG}/{{name}}.png",
+    log:
+        f"{RES}/logs/figures/{{name}}.log",
+    params:
+        code=code("prunebench.cli", "prunebench.figures"),
+    threads: 1
+    shell:
+        "{CLI} figure --name {wildcards.name} --results-dir {RES} --out-stem {FIG}/{wildcards.name} "
+        "--preset {PRESET} > {log} 2>&1"
+
+
+rule report:
+    input:
+        TABLES,
+        FIGURE_FILES,
+        claims=[f"paper/reference/{c}.yaml" for c in CLAIMS],
+    output:
+        REPORT,
+    log:
+        f"{RES}/logs/report.log",
+    params:
+        code=code("prunebench.cli", "prunebench.report"),
+    threads: 1
+    shell:
+        "{CLI} report --results-dir {RES} --claims {input.claims} --out {output} --preset {PRESET} "
+        "--figures-dir {FIG} > {log} 2>&1"
+
+
+# Per-paper targets: `snakemake --cores all force` draws only FORCE's figures (and what they need).
+for _paper in ("force", "spp", "prospr", "fggp"):
+
+    rule:
+        name:
+            _paper
+        input:
+            [f for f in FIGURE_FILES if os.path.basename(f).startswith(_paper + "_")],
