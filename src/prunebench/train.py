@@ -80,7 +80,7 @@ class TrainConfig:
             return self.lr
         if self.schedule == "cosine":
             return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / self.epochs))
-        drops = sum(1 for m in self.milestones if epoch >= int(round(m * self.epochs)))
+        drops = sum(1 for m in self.milestones if epoch >= int(m * self.epochs + 0.5))
         return self.lr * self.gamma ** drops
 
 
