@@ -1,0 +1,168 @@
+"""End to end: the smoke preset through snakemake in a temp copy of the repo.
+
+Checks every expected file, one summary row per cell, that a second run does nothing, that a changed
+pruning option reruns only the affected cells, that two runs from scratch give byte-identical outputs,
+and the DVC round trip: push -> fresh clone -> pull -> `snakemake figures` runs no prune/train job and
+gives byte-identical figures.
+"""
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, SHARED_DATA
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+PRESET = "smoke"
+# Timings are the only non-deterministic numbers; they live in timing files and the wall-time figure.
+NONDETERMINISTIC = {"timing.csv", "timing.json", "prune_timing.json", "manifest.json", "force_walltime.pdf",
+                    "force_walltime.png", "config.yaml"}
+
+
+def env():
+    e = dict(os.environ, PRUNEBENCH_DATA_SOURCES=str(SHARED_DATA), DVC_NO_ANALYTICS="1",
+             PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+             GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    e.pop("PYTHONPATH", None)
+    return e
+
+
+def sh(args, cwd, check=True):
+    r = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    return r
+
+
+def copy_repo(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for f in filter(None, files):
+        src = REPO / f
+        if src.is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f)
+    sh(["git", "init", "-q"], dest)
+    sh(["git", "add", "-A"], dest)
+    sh(["git", "commit", "-qm", "snapshot"], dest)
+    return dest
+
+
+def snakemake(cwd, *args, check=True):
+    return sh([BIN / "snakemake", "--cores", "2", "--configfile", f"config/{PRESET}.yaml", *args], cwd, check)
+
+
+def job_counts(out: str) -> dict:
+    """Rule -> job count from snakemake's 'Job stats' table (empty when nothing is to be done)."""
+    counts, table = {}, False
+    for line in out.splitlines():
+        if line.startswith("Job stats"):
+            table = True
+            continue
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if table and m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def outputs(root: Path) -> dict:
+    files = {}
+    for top in (f"results/{PRESET}", f"figures/{PRESET}"):
+        for p in sorted((root / top).rglob("*")):
+            if p.is_file() and "logs" not in p.parts and p.name not in NONDETERMINISTIC \
+                    and p.name != "checkpoint.safetensors":
+                files[str(p.relative_to(root))] = p.read_bytes()
+    rep = root / f"paper/replication-{PRESET}.md"
+    files[str(rep.relative_to(root))] = rep.read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, shared_data):
+    repo = copy_repo(tmp_path_factory.mktemp("run1"))
+    r = snakemake(repo, "figures")
+    return repo, r
+
+
+def test_every_expected_file_and_one_row_per_cell(first_run):
+    repo, _ = first_run
+    from prunebench.grid import cell_dir, expand, load_config
+
+    cfg = load_config(repo / "config" / f"{PRESET}.yaml")
+    cells = expand(cfg)
+    for c in cells:
+        d = repo / cell_dir(c)
+        assert (d / "metrics.json").exists(), d
+        if c["method"] not in ("dense", "fggp", "gmp", "mfgn_annealed"):
+            assert (d / "mask.safetensors").exists() and (d / "prune.json").exists()
+        if c["isometry"]:
+            assert (d / "weights_ai.safetensors").exists()
+    with open(repo / f"results/{PRESET}/summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(cells)
+    for name in cfg["figures"]:
+        for ext in ("pdf", "png"):
+            assert (repo / f"figures/{PRESET}/{name}.{ext}").stat().st_size > 0
+    assert (repo / f"paper/replication-{PRESET}.md").exists()
+    assert (repo / f"results/{PRESET}/logs/train").is_dir()
+
+
+def test_second_run_does_nothing(first_run):
+    repo, _ = first_run
+    r = snakemake(repo, "figures", "-n")
+    assert job_counts(r.stdout) == {}, r.stdout[-3000:]
+
+
+def test_changed_pruning_option_reruns_only_affected_cells(first_run, tmp_path):
+    repo, _ = first_run
+    cfg_path = repo / "config" / f"{PRESET}.yaml"
+    original = cfg_path.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["arms"]["force"]["options"]["steps"] = 2
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    try:
+        counts = job_counts(snakemake(repo, "figures", "-n").stdout)
+    finally:
+        cfg_path.write_text(original)
+    n_force = sum(1 for b in cfg["grid"] if "force" in b["arms"] for _ in b["sparsities"] for _ in b["seeds"])
+    assert counts.get("prune") == n_force and counts.get("train") == n_force, counts
+    assert "data" not in counts and "init" not in counts and "isometry" not in counts
+
+
+def test_two_runs_from_scratch_are_byte_identical(first_run, tmp_path_factory):
+    repo1, _ = first_run
+    repo2 = copy_repo(tmp_path_factory.mktemp("run2"))
+    snakemake(repo2, "figures")
+    a, b = outputs(repo1), outputs(repo2)
+    assert sorted(a) == sorted(b)
+    differ = [k for k in a if a[k] != b[k]]
+    assert differ == [], differ
+
+
+def test_dvc_push_clone_pull_runs_no_training(first_run, tmp_path_factory):
+    repo, _ = first_run
+    remote = tmp_path_factory.mktemp("remote")
+    dvc = str(BIN / "dvc")
+    sh([dvc, "remote", "add", "-d", "store", str(remote)], repo)
+    sh([dvc, "commit", "-f", PRESET], repo)
+    sh([dvc, "push", "-q"], repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "results"], repo)
+    clone = tmp_path_factory.mktemp("clone") / "repo"
+    sh(["git", "clone", "-q", str(repo), str(clone)], repo.parent)
+    sh([dvc, "pull", "-q"], clone)
+    r = snakemake(clone, "figures")
+    counts = job_counts(r.stdout + r.stderr)
+    assert not ({"data", "init", "prune", "isometry", "train"} & set(counts)), counts
+    # figures regenerated from the pulled tables are byte-identical to the pushed ones
+    snakemake(clone, "figures", "--forcerun", "figure", "report")
+    for p in sorted((repo / f"figures/{PRESET}").iterdir()):
+        assert (clone / f"figures/{PRESET}" / p.name).read_bytes() == p.read_bytes(), p.name
+    assert (clone / f"paper/replication-{PRESET}.md").read_bytes() == (repo / f"paper/replication-{PRESET}.md").read_bytes()
