@@ -21,13 +21,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 figures: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PRESET).yaml figures
+	$(BIN)/snakemake --cores $(CORES) figures --configfile config/$(PRESET).yaml
 
 results: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PRESET).yaml results
+	$(BIN)/snakemake --cores $(CORES) results --configfile config/$(PRESET).yaml
 
 report: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PRESET).yaml report
+	$(BIN)/snakemake --cores $(CORES) figures --configfile config/$(PRESET).yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -56,7 +56,7 @@ def copy_repo(dest: Path) -> Path:
 
 
 def snakemake(cwd, *args, check=True):
-    return sh([BIN / "snakemake", "--cores", "2", "--configfile", f"config/{PRESET}.yaml", *args], cwd, check)
+    return sh([BIN / "snakemake", "--cores", "2", *args, "--configfile", f"config/{PRESET}.yaml"], cwd, check)
 
 
 def job_counts(out: str) -> dict:
