@@ -76,10 +76,11 @@ def initialize(model: nn.Module, scheme: str = "kaiming_normal", seed: int = 0) 
     return model
 
 
-def save_init(path, model: nn.Module, **metadata) -> None:
+def save_init(path, module: nn.Module, **metadata) -> None:
+    """Save `module`'s state dict as safetensors; `metadata` (model, dataset, scheme, seed) goes in the header."""
     from prunebench.io import save_tensors
 
-    save_tensors(path, dict(model.state_dict()), {"kind": "init", **metadata})
+    save_tensors(path, dict(module.state_dict()), {"kind": "init", **metadata})
 
 
 def load_init(path, model: nn.Module) -> dict:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from prunebench.errors import PrunebenchError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -20,6 +23,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are shared (cluster, DVC)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
