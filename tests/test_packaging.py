@@ -27,7 +27,7 @@ def test_torch_pair_pinned():
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
 
 
-@pytest.mark.parametrize("preset", ["smoke", "quick", "force", "spp", "prospr", "fggp"])
+@pytest.mark.parametrize("preset", ["smoke", "quick", "force", "spp", "prospr", "fggp", "force-check"])
 def test_presets_validate(preset):
     from prunebench.grid import expand, load_config
 
