@@ -255,14 +255,14 @@ def cmd_aggregate(args):
 def cmd_figure(args):
     from prunebench.figures import make_figure
 
-    make_figure(args.name, Path(args.results_dir), Path(args.out_stem), preset=args.preset)
+    make_figure(args.name, Path(args.results_dir), Path(args.out_stem), preset=args.preset or None)
 
 
 def cmd_report(args):
     from prunebench.report import write_report
 
-    write_report(Path(args.results_dir), [Path(p) for p in args.claims], out=Path(args.out), preset=args.preset,
-                 figures_dir=Path(args.figures_dir) if args.figures_dir else None)
+    write_report(Path(args.results_dir), [Path(p) for p in args.claims], out=Path(args.out), preset=args.preset or None,
+                 figures_dir=Path(args.figures_dir) if args.figures_dir else None, results_label=args.results_dir)
 
 
 def cmd_methods(args):

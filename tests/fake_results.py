@@ -1,0 +1,154 @@
+"""Realistic fake pipeline outputs (summary.csv, layers.csv, history.csv) for figure/report tests.
+
+`fake_tables(...)` returns the three DataFrames; `write_fake_results(dir, ...)` writes them.
+Deterministic (numpy RandomState(0)); shapes and column sets follow the aggregator's schema.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prunebench.figures import HISTORY_COLUMNS, LAYERS_COLUMNS, SUMMARY_COLUMNS
+
+PAI_ARMS = ("dense", "random", "magnitude", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
+            "prospr_m1", "prospr_m5", "snip_unsup", "snip_ai", "random_ai")
+FGGP_ARMS = ("fggp", "gmp", "mfgn_annealed", "fggp_sparse", "gmp_sparse", "mfgn_annealed_sparse")
+
+# accuracy drop per decade of sparsity beyond 90% (lower = better at extreme sparsity)
+_DROP = {"random": 0.09, "magnitude": 0.07, "snip": 0.06, "grasp": 0.04, "synflow": 0.035, "iter_snip": 0.03,
+         "force": 0.02, "prospr": 0.018, "snip_unsup": 0.063, "fggp": 0.01, "gmp": 0.02, "mfgn_annealed": 0.015}
+_PRUNE_S = {"random": 0.01, "magnitude": 0.01, "snip": 0.4, "grasp": 1.8, "synflow": 2.5, "iter_snip": 9.0,
+            "force": 11.0, "prospr": 5.0, "snip_unsup": 0.4}
+_LAYERS = {
+    "lenet300": [("fc1.weight", 784 * 300), ("fc2.weight", 300 * 100), ("fc3.weight", 100 * 10)],
+    "resnet20": [("conv1.weight", 432)]
+    + [(f"layer1.{b}.conv{c}.weight", 2304) for b in range(3) for c in (1, 2)]
+    + [(f"layer2.{b}.conv{c}.weight", 4608 if (b, c) == (0, 1) else 9216) for b in range(3) for c in (1, 2)]
+    + [(f"layer3.{b}.conv{c}.weight", 18432 if (b, c) == (0, 1) else 36864) for b in range(3) for c in (1, 2)]
+    + [("fc.weight", 640)],
+}
+_BASE_ACC = {"mnist": 0.982, "cifar10": 0.915}
+_NOTE = {"mnist": "MNIST", "cifar10": "CIFAR-10 (JPEG q75 copy)"}
+EPOCHS = 5
+
+
+def _method(arm: str) -> str:
+    if arm.startswith("prospr"):
+        return "prospr"
+    if arm == "snip_unsup":
+        return "snip"
+    for suf in ("_ai", "_sparse"):
+        if arm.endswith(suf):
+            return arm[: -len(suf)]
+    return arm
+
+
+def _cubic(t, d_i, d_f, t_end=0.8):
+    return d_f + (d_i - d_f) * (1 - min(t / t_end, 1.0)) ** 3
+
+
+def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
+    """(summary, layers, history) DataFrames.
+
+    grids: list of (dataset, model, arms, sparsities, inits); default: MNIST/LeNet-300-100 with the
+    pruning-at-init arms (SNIP/SPP arms also under orthogonal init, with JSVs) and CIFAR-10/ResNet-20
+    with the pruning-at-init and FGGP arms."""
+    rng = np.random.RandomState(0)
+    if grids is None:
+        grids = [
+            ("mnist", "lenet300", PAI_ARMS, (0.9, 0.99, 0.999), ("kaiming_normal",)),
+            ("mnist", "lenet300", ("dense", "snip", "snip_ai", "snip_unsup"), (0.9, 0.99), ("orthogonal",)),
+            ("cifar10", "resnet20", PAI_ARMS[:9], (0.9, 0.98, 0.995), ("kaiming_normal",)),
+            ("cifar10", "resnet20", FGGP_ARMS, (0.9, 0.95, 0.98), ("kaiming_normal",)),
+        ]
+    summary, layers, history = [], [], []
+    for dataset, model, arms, sparsities, inits in grids:
+        for arm in arms:
+            if arm in drop_arms:
+                continue
+            method = _method(arm)
+            for init in inits:
+                for s in ((0.0,) if arm == "dense" else sparsities):
+                    for seed in seeds:
+                        decades = max(0.0, -np.log10(1 - s) - 1) if s > 0 else 0.0
+                        drop = _DROP.get(method, 0.05) * (decades * 2.2) ** 2 / 2
+                        if arm.endswith("_ai"):
+                            drop *= 0.7
+                        if arm.endswith("_sparse"):
+                            drop *= 1.1
+                        if arm.startswith("prospr_m"):
+                            drop *= {1: 1.3, 5: 0.9}[int(arm[8:])]
+                        acc = float(np.clip(_BASE_ACC[dataset] - drop + rng.normal(0, 0.003), 0.1, 1.0))
+                        collapsed = int(method in ("snip", "grasp") and s >= 0.995 or (method == "snip" and s >= 0.99
+                                                                                       and model == "lenet300"))
+                        if collapsed:
+                            acc = 0.1 + rng.uniform(0, 0.01)
+                        meta = {"prospr": 3, "prospr_m1": 1, "prospr_m5": 5}.get(arm, np.nan)
+                        row = dict(
+                            preset=preset, dataset=dataset, model=model, arm=arm, method=method, sparsity=s,
+                            seed=seed, init=init, density=1 - s, epochs=EPOCHS, final_acc=acc,
+                            best_acc=min(1.0, acc + abs(rng.normal(0.002, 0.001))), final_loss=-np.log(max(acc, 0.1)),
+                            train_time_s=30 + rng.uniform(0, 3), prune_time_s=(np.nan if arm == "dense" else
+                                                                               _PRUNE_S.get(method, 1.0) * (1 + 0.1 * rng.rand())),
+                            prune_peak_mb=100 + 10 * rng.rand(), collapsed=collapsed, layers=len(_LAYERS[model]),
+                            isometry=arm.endswith("_ai"),
+                            supervision="unsupervised" if arm == "snip_unsup" else "supervised",
+                            meta_steps=meta, start=("sparse50" if arm.endswith("_sparse") else
+                                                    "dense" if method in ("fggp", "gmp", "mfgn_annealed") else "init"),
+                            options=json.dumps({"seed": seed}), source_note=_NOTE[dataset], device="cpu",
+                        )
+                        for stage in ("init", "prune", "isometry"):
+                            for st in ("mean", "std", "min", "max"):
+                                row[f"jsv_{stage}_{st}"] = np.nan
+                        if dataset == "mnist" and method in ("snip", "random") and arm != "snip_unsup" and s > 0:
+                            iso = init == "orthogonal"
+                            row.update(jsv_init_mean=(1.0 if iso else 1.6) + rng.normal(0, 0.01),
+                                       jsv_init_std=0.05 if iso else 0.9, jsv_init_min=0.9 if iso else 0.02,
+                                       jsv_init_max=1.1 if iso else 5.0,
+                                       jsv_prune_mean=0.2 * (1 - s) * 10 + 0.01, jsv_prune_std=0.3,
+                                       jsv_prune_min=1e-5, jsv_prune_max=2.0)
+                            if arm.endswith("_ai"):
+                                row.update(jsv_isometry_mean=0.97 + rng.normal(0, 0.01), jsv_isometry_std=0.12,
+                                           jsv_isometry_min=0.6, jsv_isometry_max=1.3)
+                        summary.append(row)
+                        # layers
+                        if s > 0:
+                            sizes = np.array([n for _, n in _LAYERS[model]], dtype=float)
+                            if method in ("random", "magnitude"):
+                                w = np.ones_like(sizes)
+                            else:
+                                w = sizes ** {"snip": -0.45, "grasp": -0.3}.get(method, -0.2)
+                            d = np.clip(w / (w * sizes).sum() * sizes.sum() * (1 - s), 0, 1)
+                            kept = np.minimum(np.round(d * sizes), sizes).astype(int)
+                            if collapsed:
+                                kept[-2] = 0
+                            for i, ((lname, n), k) in enumerate(zip(_LAYERS[model], kept)):
+                                layers.append(dict(dataset=dataset, model=model, arm=arm, method=method, sparsity=s,
+                                                   seed=seed, layer_index=i, layer=lname, numel=n, kept=int(k),
+                                                   density=k / n))
+                        # history
+                        for ep in range(1, EPOCHS + 1):
+                            t = ep / EPOCHS
+                            if method in ("fggp", "gmp", "mfgn_annealed"):
+                                dens = _cubic(t, 0.5 if arm.endswith("_sparse") else 1.0, 1 - s)
+                            else:
+                                dens = 1 - s
+                            history.append(dict(dataset=dataset, model=model, arm=arm, method=method, sparsity=s,
+                                                seed=seed, epoch=ep, step=ep * 100, lr=0.1 if ep < 4 else 0.01,
+                                                train_loss=2.0 / ep, train_acc=acc * (0.7 + 0.3 * t),
+                                                test_loss=2.1 / ep, test_acc=acc * (0.7 + 0.3 * t), density=dens))
+    return (pd.DataFrame(summary, columns=list(SUMMARY_COLUMNS)), pd.DataFrame(layers, columns=list(LAYERS_COLUMNS)),
+            pd.DataFrame(history, columns=list(HISTORY_COLUMNS)))
+
+
+def write_fake_results(out_dir, **kw) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    s, lay, h = fake_tables(**kw)
+    s.to_csv(out / "summary.csv", index=False)
+    lay.to_csv(out / "layers.csv", index=False)
+    h.to_csv(out / "history.csv", index=False)
+    return out

@@ -1,0 +1,161 @@
+"""Every paper figure draws from fake pipeline tables, with and without missing arms, byte-stably."""
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+from fake_results import fake_tables, write_fake_results
+from prunebench import figures
+from prunebench.errors import PrunebenchError
+
+NAMES = sorted(figures.FIGURES)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    return write_fake_results(tmp_path_factory.mktemp("full"), preset="quick")
+
+
+@pytest.fixture(scope="module")
+def partial(tmp_path_factory):
+    """Several arms never run, and no history.csv / layers.csv at all."""
+    drop = ("grasp", "force", "snip_ai", "snip_unsup", "prospr_m1", "prospr_m5", "gmp", "mfgn_annealed_sparse")
+    d = write_fake_results(tmp_path_factory.mktemp("partial"), preset="quick", seeds=(0,), drop_arms=drop)
+    (d / "history.csv").unlink()
+    (d / "layers.csv").unlink()
+    return d
+
+
+def _titles(fig):
+    return "\n".join(ax.get_title() for ax in fig.axes)
+
+
+def test_registry_is_complete():
+    expected = {"force_acc_vs_sparsity", "force_walltime", "force_layer_density", "spp_jsv", "spp_isometry_error",
+                "spp_supervision", "prospr_acc_vs_sparsity", "prospr_meta_steps", "fggp_accuracy", "fggp_schedule",
+                "fggp_ranks"}
+    assert set(figures.FIGURES) == expected
+    for name, spec in figures.FIGURES.items():
+        assert spec.name == name and callable(spec.function) and spec.paper in ("force", "spp", "prospr", "fggp")
+        assert spec.reproduces and spec.arms
+    table = figures.figure_table_markdown()
+    assert all(f"`{n}`" in table for n in expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_figure_is_byte_stable(name, full, tmp_path):
+    a = figures.make_figure(name, full, tmp_path / "a" / name, "quick")
+    b = figures.make_figure(name, full, tmp_path / "b" / name, "quick")
+    assert [p.name for p in a] == [f"{name}.pdf", f"{name}.png"]
+    for pa, pb in zip(a, b):
+        assert pa.read_bytes() == pb.read_bytes(), f"{pa.name} differs between two runs"
+    pdf, png = a[0].read_bytes(), a[1].read_bytes()
+    assert pdf.startswith(b"%PDF") and b"CreationDate" not in pdf and b"prunebench" in pdf
+    assert png.startswith(PNG_MAGIC) and b"Software" not in png
+    assert sorted(os.listdir(tmp_path / "a")) == [f"{name}.pdf", f"{name}.png"]  # no temp files left
+
+
+def test_bytes_do_not_depend_on_the_process(full, tmp_path):
+    """Same bytes from a fresh interpreter with another hash seed (no set/dict-order leaks)."""
+    name = "force_layer_density"
+    mine = figures.make_figure(name, full, tmp_path / "here" / name, "quick")
+    code = ("import sys; from prunebench import figures; "
+            f"figures.make_figure({name!r}, sys.argv[1], sys.argv[2], 'quick')")
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    subprocess.run([sys.executable, "-c", code, str(full), str(tmp_path / "there" / name)], check=True, env=env)
+    for p in mine:
+        assert p.read_bytes() == (tmp_path / "there" / p.name).read_bytes()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_figure_with_missing_arms_and_tables(name, partial):
+    fig = figures.render(name, partial, "quick")
+    FigureCanvasAgg(fig).draw()  # the draw is where bad limits / log scales fail
+    assert fig.axes or fig.texts
+
+
+def test_missing_arms_are_noted(partial):
+    fig = figures.render("force_acc_vs_sparsity", partial, "quick")
+    titles = _titles(fig)
+    assert "not run" in titles and "GraSP" in titles and "FORCE" in titles
+    fig = figures.render("fggp_accuracy", partial, "quick")
+    assert "GMP" in _titles(fig)
+
+
+def test_no_data_writes_placeholder_and_warns(tmp_path, caplog):
+    s, _, _ = fake_tables(preset="quick", seeds=(0,))
+    d = tmp_path / "res"
+    d.mkdir()
+    s[s["arm"] == "dense"].to_csv(d / "summary.csv", index=False)
+    with caplog.at_level(logging.WARNING, logger="prunebench.figures"):
+        for name in NAMES:
+            pdf, png = figures.make_figure(name, d, tmp_path / "out" / name, "quick")
+            assert pdf.stat().st_size > 0 and png.read_bytes().startswith(PNG_MAGIC)
+    warned = {r.getMessage().split(":")[0] for r in caplog.records if r.levelno == logging.WARNING}
+    assert warned == {f"figure {n}" for n in NAMES}
+
+
+def test_other_preset_rows_are_dropped(full, caplog):
+    with caplog.at_level(logging.WARNING, logger="prunebench.figures"):
+        fig = figures.render("force_acc_vs_sparsity", full, "paper-grid")
+    assert not fig.axes and "No data" in fig.texts[0].get_text()
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, full):
+    with pytest.raises(PrunebenchError, match="missing results table"):
+        figures.make_figure("force_walltime", tmp_path / "nowhere", tmp_path / "x")
+    with pytest.raises(PrunebenchError, match="unknown figure 'nope'"):
+        figures.make_figure("nope", full, tmp_path / "x")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pd.read_csv(full / "summary.csv").drop(columns=["final_acc"]).to_csv(bad / "summary.csv", index=False)
+    with pytest.raises(PrunebenchError, match="lacks column.*final_acc"):
+        figures.make_figure("force_walltime", bad, tmp_path / "x")
+    assert not list(tmp_path.glob("x*"))
+
+
+def test_one_style_per_arm():
+    pairs = [(st["color"], st["marker"], st["linestyle"], st.get("fillstyle", "full"))
+             for st in figures.ARM_STYLES.values()]
+    assert len(set(pairs)) == len(pairs)
+    assert len({(c, m) for c, m, _, _ in pairs}) == len(pairs)
+    assert figures.arm_style("snip_ai")["color"] == figures.arm_style("snip")["color"]
+    assert figures.arm_style("snip_ai")["fillstyle"] == "none"
+    assert figures.arm_style("fggp_sparse")["color"] == figures.arm_style("fggp")["color"]
+    assert figures.arm_style("prospr_m5") == figures.arm_style("prospr")
+    assert figures.arm_style("someday_new") == figures.arm_style("someday_new")
+    assert figures.arm_label("iter_snip_ai") == "Iter SNIP + AI" and figures.arm_label("prospr_m5") == "ProsPr (M=5)"
+
+
+def test_cubic_schedule():
+    assert figures.cubic_density(0.0, 1.0, 0.1) == pytest.approx(1.0)
+    assert figures.cubic_density(0.4, 1.0, 0.1) == pytest.approx(0.1 + 0.9 * 0.5 ** 3)
+    assert figures.cubic_density([0.8, 1.0], 0.5, 0.02) == pytest.approx([0.02, 0.02])
+
+
+def test_make_all_figures(full, tmp_path):
+    out = figures.make_all_figures(full, tmp_path, "quick", names=["fggp_ranks", "spp_jsv"])
+    assert sorted(out) == ["fggp_ranks", "spp_jsv"]
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["fggp_ranks.pdf", "fggp_ranks.png", "spp_jsv.pdf",
+                                                               "spp_jsv.png"]
+
+
+def test_preset_filter_reaches_layers_and_history(full, tmp_path):
+    both = tmp_path / "both"
+    both.mkdir()
+    for name in ("summary.csv", "layers.csv", "history.csv"):
+        a = pd.read_csv(full / name)
+        b = a.copy()
+        if "preset" in b:
+            b["preset"] = "other"
+        b["seed"] = b["seed"] + 100
+        pd.concat([a, b]).to_csv(both / name, index=False)
+    res = figures.load_results(both, "quick")
+    assert set(res.summary["seed"]) == {0, 1} and set(res.layers["seed"]) == {0, 1}
+    assert set(res.history["seed"]) == {0, 1}

@@ -1,0 +1,264 @@
+"""Claim files validate, the checker gives the right verdicts, and the report shows them."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from fake_results import write_fake_results
+from prunebench import claims
+from prunebench.errors import PrunebenchError
+from prunebench.figures import FIGURES
+from prunebench.report import render_report, write_report
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "paper" / "reference"
+
+
+def summary(rows, dataset="mnist", model="lenet300", init="kaiming_normal"):
+    """rows: (arm, sparsity, seed, final_acc[, extra dict])."""
+    out = []
+    for r in rows:
+        arm, s, seed, acc = r[:4]
+        d = dict(preset="t", dataset=dataset, model=model, arm=arm, method=arm, sparsity=s, seed=seed, init=init,
+                 final_acc=acc, best_acc=acc + 0.01, source_note="MNIST", device="cpu")
+        if len(r) > 4:
+            d.update(r[4])
+        out.append(d)
+    return pd.DataFrame(out)
+
+
+def claim(**kw):
+    c = dict(id="t.claim", text="t", source="test", reported={"value": None, "status": "not transcribed",
+                                                               "where": "not transcribed"},
+             metric="final_acc", quantifier="all")
+    c.update(kw)
+    return c
+
+
+GT = dict(kind="greater", lhs={"arm": "force"}, rhs={"arm": "snip"})
+
+
+# ------------------------------------------------------------------------------ checker
+def test_greater_holds_does_not_hold_not_run():
+    s = summary([("force", 0.99, 0, 0.80), ("force", 0.99, 1, 0.82), ("snip", 0.99, 0, 0.50), ("snip", 0.99, 1, 0.52),
+                 ("force", 0.9, 0, 0.90), ("snip", 0.9, 0, 0.95)])
+    v = claims.check(claim(**GT, where={"sparsity": {"min": 0.99}}), s)
+    assert v.status == "holds" and len(v.numbers) == 1
+    row = v.numbers[0]
+    assert row["sparsity"] == 0.99 and row["values"]["force"]["mean"] == pytest.approx(0.81)
+    assert row["values"]["force"]["n"] == 2 and row["values"]["snip"]["std"] == pytest.approx(0.01414, abs=1e-4)
+    # over all sparsities, 90% breaks it
+    v = claims.check(claim(**GT), s)
+    assert v.status == "does not hold" and "1 of 2" in v.explanation
+    assert claims.check(claim(**GT, quantifier="any"), s).status == "holds"
+    # no setting at that sparsity, or the arm never ran
+    v = claims.check(claim(**GT, where={"sparsity": {"min": 0.999}}), s)
+    assert v.status == "not run" and v.numbers == []
+    v = claims.check(claim(kind="greater", lhs={"arm": "force"}, rhs={"arm": "grasp"}), s)
+    assert v.status == "not run" and "grasp" in v.explanation
+
+
+def test_majority_margin_and_op():
+    rows = []
+    for i, (a, b) in enumerate([(0.9, 0.8), (0.9, 0.85), (0.7, 0.8)]):
+        s_ = [0.9, 0.95, 0.98][i]
+        rows += [("force", s_, 0, a), ("snip", s_, 0, b)]
+    s = summary(rows)
+    assert claims.check(claim(**GT), s).status == "does not hold"
+    assert claims.check(claim(**GT, quantifier="majority"), s).status == "holds"
+    assert claims.check(claim(**GT, quantifier="majority", margin=0.07), s).status == "does not hold"
+    eq = summary([("force", 0.9, 0, 0.8), ("snip", 0.9, 0, 0.8)])
+    assert claims.check(claim(**GT), eq).status == "does not hold"
+    assert claims.check(claim(**GT, op=">="), eq).status == "holds"
+
+
+def test_metric_can_be_best_acc():
+    s = summary([("force", 0.9, 0, 0.80, {"best_acc": 0.70}), ("snip", 0.9, 0, 0.75, {"best_acc": 0.90})])
+    assert claims.check(claim(**GT), s).status == "holds"
+    v = claims.check(claim(**GT, metric="best_acc"), s)
+    assert v.status == "does not hold" and "best_acc" in v.explanation
+
+
+def test_settings_are_matched_not_pooled():
+    """Arms are compared per dataset/model/init; a setting with one arm missing is skipped."""
+    a = summary([("force", 0.9, 0, 0.9), ("snip", 0.9, 0, 0.8)])
+    b = summary([("force", 0.9, 0, 0.1)], dataset="cifar10", model="resnet20")  # no snip here
+    c = summary([("snip", 0.9, 0, 0.95)], init="orthogonal")  # no force under this init
+    v = claims.check(claim(**GT), pd.concat([a, b, c]))
+    assert v.status == "holds" and len(v.numbers) == 1 and v.numbers[0]["dataset"] == "mnist"
+    v = claims.check(claim(**GT, where={"dataset": "cifar10"}), pd.concat([a, b, c]))
+    assert v.status == "not run"
+
+
+def test_close_near_pinned_and_top():
+    s = summary([("snip", 0.9, 0, 0.90), ("snip_unsup", 0.9, 0, 0.89), ("snip", 0.99, 0, 0.60),
+                 ("snip_unsup", 0.99, 0, 0.40), ("dense", 0.0, 0, 0.98)])
+    close = dict(kind="close", lhs={"arm": "snip_unsup"}, rhs={"arm": "snip"}, tolerance=0.02)
+    assert claims.check(claim(**close), s).status == "does not hold"
+    assert claims.check(claim(**close, quantifier="majority"), s).status == "does not hold"  # 1 of 2 is no majority
+    assert claims.check(claim(**close, where={"sparsity": 0.9}), s).status == "holds"
+    assert claims.check(claim(**close, where={"sparsity": {"top": 1}}), s).status == "does not hold"
+    # a pinned column is not matched: every SNIP sparsity against the dense net
+    vs_dense = dict(kind="greater", lhs={"arm": "dense", "sparsity": 0}, rhs={"arm": "snip"})
+    v = claims.check(claim(**vs_dense), s)
+    assert v.status == "holds" and [r["sparsity"] for r in v.numbers] == [0.9, 0.99]
+    jsv = summary([("snip", 0.9, 0, 0.9, {"jsv_init_mean": 1.03}), ("snip", 0.9, 1, 0.9, {"jsv_init_mean": 0.99})],
+                  model="mlp-7-linear", init="orthogonal")
+    near = dict(kind="near", lhs={"arm": "*", "metric": "jsv_init_mean"}, value=1.0, tolerance=0.1,
+                where={"model": "mlp-*-linear", "init": "orthogonal"})
+    v = claims.check(claim(**near), pd.concat([s, jsv]))
+    assert v.status == "holds" and v.numbers[0]["values"]["any arm jsv_init_mean"]["mean"] == pytest.approx(1.01)
+    assert claims.check(claim(**dict(near, tolerance=0.005)), jsv).status == "does not hold"
+    assert claims.check(claim(**near), s).status == "not run"
+
+
+def test_transform_abs_log():
+    s = summary([("snip_ai", 0.9, 0, 0.9, {"jsv_prune_mean": 0.05, "jsv_isometry_mean": 0.95})])
+    c = dict(kind="greater", lhs={"arm": "snip_ai", "metric": "jsv_prune_mean", "transform": "abs_log"},
+             rhs={"arm": "snip_ai", "metric": "jsv_isometry_mean", "transform": "abs_log"})
+    assert claims.check(claim(**c), s).status == "holds"
+    s2 = summary([("snip_ai", 0.9, 0, 0.9, {"jsv_prune_mean": 1.0, "jsv_isometry_mean": 3.0})])
+    assert claims.check(claim(**c), s2).status == "does not hold"
+
+
+def test_best_and_monotone():
+    s = summary([("fggp", 0.9, 0, 0.92), ("gmp", 0.9, 0, 0.91), ("mfgn_annealed", 0.9, 0, 0.90),
+                 ("fggp", 0.95, 0, 0.88), ("gmp", 0.95, 0, 0.89)])
+    best = dict(kind="best", arm="fggp", arms=["gmp", "mfgn_annealed"])
+    v = claims.check(claim(**best), s)
+    assert v.status == "does not hold" and [r["ok"] for r in v.numbers] == [True, False]
+    assert claims.check(claim(**best, where={"sparsity": 0.9}), s).status == "holds"
+    m = summary([("snip", 0.99, 0, 0.50), ("prospr", 0.99, 0, 0.70, {"meta_steps": 3}),
+                 ("prospr_m1", 0.99, 0, 0.72, {"meta_steps": 1}), ("prospr_m5", 0.99, 0, 0.75)])  # M from the name
+    series = [{"arm": "snip", "x": 0}, {"arm": "prospr", "x_column": "meta_steps"},
+              {"arm": "prospr_m*", "x_column": "meta_steps"}]
+    v = claims.check(claim(kind="monotone", series=series, mode="endpoints"), m)
+    assert v.status == "holds" and list(v.numbers[0]["values"]) == ["x=0", "x=1", "x=3", "x=5"]
+    assert claims.check(claim(kind="monotone", series=series, mode="pairwise"), m).status == "does not hold"
+    assert claims.check(claim(kind="monotone", series=series, mode="pairwise", tolerance=0.03), m).status == "holds"
+    assert claims.check(claim(kind="monotone", series=series), summary([("snip", 0.99, 0, 0.5)])).status == "not run"
+
+
+# ------------------------------------------------------------------------------ files
+def _write(tmp_path, name, doc):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return p
+
+
+GOOD = {"paper": "toy", "title": "Toy", "claims": [
+    {"id": "toy.a", "text": "A beats B", "kind": "greater", "lhs": {"arm": "a"}, "rhs": {"arm": "b"},
+     "source": "abstract", "reported": {"value": None, "status": "not transcribed", "where": "Table 1"}}]}
+
+
+def test_shipped_claim_files_validate():
+    papers = claims.load_claims(REFERENCE)
+    assert [p.paper for p in papers] == ["fggp", "force", "prospr", "spp"]
+    ids = [c["id"] for p in papers for c in p.claims]
+    assert len(ids) == len(set(ids)) >= 12
+    for p in papers:
+        for c in p.claims:  # numbers are unknown here: nothing may pretend otherwise
+            assert c["reported"]["status"] == "not transcribed" and c["reported"]["value"] is None
+        assert all(r["value"] is None for r in p.reported)
+
+
+def test_validator_names_file_and_claim(tmp_path):
+    bad = {**GOOD, "claims": [dict(GOOD["claims"][0], id="toy.broken")]}
+    del bad["claims"][0]["rhs"]
+    p = _write(tmp_path, "toy.yaml", bad)
+    with pytest.raises(PrunebenchError) as e:
+        claims.load_claims(p, schema=REFERENCE / "schema.yaml")
+    msg = str(e.value)
+    assert "toy.yaml" in msg and "'toy.broken'" in msg and "rhs" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("mutate, expect", [
+    (lambda d: d["claims"][0].update(kind="bigger"), "kind"),
+    (lambda d: d["claims"][0].update(quantifier="most"), "quantifier"),
+    (lambda d: d["claims"][0]["reported"].update(status="transcribed"), "reported"),
+    (lambda d: d["claims"][0].update(where={"sparsity": 1.5}), "where"),
+    (lambda d: d["claims"][0]["lhs"].update(metric="accuracy"), "metric"),
+    (lambda d: d["claims"].append(dict(d["claims"][0])), "duplicate id"),
+    (lambda d: d.update(reported=[{"dataset": "cifar10", "model": "vgg19", "arm": "a", "sparsity": 0.9,
+                                   "value": 93.1, "status": "transcribed", "where": "Table 1"}]), "fraction"),
+])
+def test_validator_rejects(tmp_path, mutate, expect):
+    import copy
+
+    doc = copy.deepcopy(GOOD)
+    mutate(doc)
+    p = _write(tmp_path, "toy.yaml", doc)
+    with pytest.raises(PrunebenchError, match=expect) as e:
+        claims.load_claims(p, schema=REFERENCE / "schema.yaml")
+    assert "toy.yaml" in str(e.value)
+
+
+def test_yaml_errors_and_cross_file_ids(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("paper: x\nclaims: [\n")
+    with pytest.raises(PrunebenchError, match="broken.yaml.*invalid YAML"):
+        claims.load_claims(p, schema=REFERENCE / "schema.yaml")
+    a = _write(tmp_path, "a.yaml", GOOD)
+    b = _write(tmp_path, "b.yaml", {**GOOD, "paper": "toy2"})
+    with pytest.raises(PrunebenchError, match="b.yaml.*'toy.a'.*already used"):
+        claims.load_claims([a, b], schema=REFERENCE / "schema.yaml")
+    with pytest.raises(PrunebenchError, match="missing claims file"):
+        claims.load_claims(tmp_path / "none.yaml")
+
+
+# ------------------------------------------------------------------------------ report
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return write_fake_results(tmp_path_factory.mktemp("res") / "results" / "quick", preset="quick")
+
+
+def test_report_lists_every_claim_with_its_verdict(results, tmp_path):
+    figs = tmp_path / "figures"
+    figs.mkdir()
+    (figs / "force_acc_vs_sparsity.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    out = tmp_path / "paper" / "replication.md"
+    verdicts = write_report(results, REFERENCE, out=out, preset="quick", figures_dir=figs, results_label="results/quick")
+    text = out.read_text()
+    papers = claims.load_claims(REFERENCE)
+    for p in papers:
+        assert f"## {p.paper}:" in text
+        for c in p.claims:
+            v = verdicts[c["id"]]
+            assert v.status in claims.STATUSES
+            assert f"#### `{c['id']}` — **{v.status}**" in text
+            assert f"| `{c['id']}` |" in text
+    assert {v.status for v in verdicts.values()} == set(claims.STATUSES)  # the fake exercises all three
+    assert "CIFAR-10 (JPEG q75 copy)" in text and "| cpu |" in text and "Preset: **quick**" in text
+    assert "![force_acc_vs_sparsity](../figures/force_acc_vs_sparsity.png)" in text
+    assert "`force_walltime`: not generated" in text
+    assert "± " in text and "(n=2)" in text
+    for name in FIGURES:
+        assert f"`{name}`" in text
+    assert "not transcribed" in text
+
+
+def test_report_is_deterministic_and_atomic(results, tmp_path):
+    a = tmp_path / "a.md"
+    b = tmp_path / "b.md"
+    write_report(results, REFERENCE, out=a, preset="quick", results_label="results/quick")
+    write_report([results], REFERENCE, out=b, preset="quick", results_label="results/quick")
+    assert a.read_bytes() == b.read_bytes()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.md", "b.md"]
+    text, _ = render_report(results, REFERENCE, preset="quick", generated="commit abc123")
+    assert "generated: commit abc123" in text
+
+
+def test_report_shows_transcribed_paper_numbers(results, tmp_path):
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "schema.yaml").write_text((REFERENCE / "schema.yaml").read_text())
+    doc = yaml.safe_load((REFERENCE / "force.yaml").read_text())
+    doc["reported"] = [{"dataset": "cifar10", "model": "resnet20", "arm": "force", "sparsity": 0.995,
+                        "value": 0.8123, "std": 0.004, "status": "transcribed", "where": "Table 9"},
+                       {"dataset": "cifar10", "model": "vgg19", "arm": "force", "sparsity": 0.99,
+                        "value": 0.9, "status": "transcribed", "where": "Table 8"}]
+    _write(ref, "force.yaml", doc)
+    text, _ = render_report(results, ref, preset="quick")
+    assert "81.23 ± 0.40 (final_acc, Table 9)" in text
+    assert "| not run | not run | 0 | 90.00 (final_acc, Table 8) |" in text
