@@ -32,6 +32,7 @@ def qjson(obj):
     return "'" + json.dumps(obj, sort_keys=True).replace("'", "'\\''") + "'"
 
 
-CLI = "prunebench"
+# The interpreter running snakemake runs the CLI too (no PATH or activated venv needed, also in SLURM jobs).
+CLI = f"{sys.executable} -m prunebench"
 THREADS = config.get("threads", 1)
 DEVICE = config.get("device", "auto")

@@ -77,3 +77,17 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         random_mask(build_model("lenet300", "mnist")).save(tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bias_entries_fit_apply_and_do_not_count_as_collapse():
+    # SNIP's official `prune_bias` option ranks biases too: their masks must fit and apply.
+    from prunebench.pruners import prune
+
+    model = build_model("lenet300", "mnist")
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    m = prune(model, "snip", 0.9, [(x, y)], prune_bias=True)
+    assert any(n.endswith("bias") for n in m)
+    m.apply(model)
+    assert torch.all(model.net[0].bias[~m["net.0.bias"]] == 0)
+    zero_bias = Mask({"net.0.weight": torch.ones(300, 784, dtype=torch.bool), "net.0.bias": torch.zeros(300, dtype=torch.bool)})
+    assert zero_bias.collapsed() == []

@@ -152,10 +152,12 @@ def cmd_prune(args):
     collapsed = mask.collapsed()
     if collapsed:
         _log(f"WARNING: layer collapse: {len(collapsed)} fully pruned layer(s): {', '.join(collapsed)}")
-    md = mask.metadata
     report.update({"density": mask.density, "kept": mask.kept, "total": mask.total, "collapsed": collapsed,
                    "layers": mask.layer_report(), "cell_hash": args.cell_hash})
-    timing = {"wall_s": wall, "scoring_s": md.get("time_s", wall), "peak_mb": md.get("peak_mb")}
+    prof = getattr(mask, "profile", {}) or {}
+    peak = prof.get("peak_memory_bytes")
+    timing = {"wall_s": wall, "scoring_s": prof.get("wall_time_s", wall), "peak_mb": peak / 2**20 if peak else None,
+              "memory_measure": prof.get("memory_measure"), "device": prof.get("device")}
     mask.save(args.out, method=args.method, sparsity=args.sparsity, seed=args.seed, cell_hash=args.cell_hash,
               init=str(Path(args.init).name))
     write_json(args.report, report)

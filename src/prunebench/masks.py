@@ -80,8 +80,9 @@ class Mask:
         return rows
 
     def collapsed(self) -> list:
-        """Names of fully pruned layers (no weight kept): a disconnected network (layer collapse)."""
-        return [n for n, m in self.masks.items() if not bool(m.any())]
+        """Names of fully pruned weight tensors (no weight kept): a disconnected network (layer collapse).
+        Bias entries (SNIP's `prune_bias`) do not count: a layer without biases is still connected."""
+        return [n for n, m in self.masks.items() if not n.endswith("bias") and not bool(m.any())]
 
     def check_collapse(self, allow: bool = False) -> list:
         bad = self.collapsed()
@@ -92,10 +93,14 @@ class Mask:
 
     # -- model interaction ----------------------------------------------------------------------------
     def check_fits(self, model) -> dict:
-        """Raise a one-line error unless every mask names a prunable weight of the same shape."""
-        from prunebench.models import prunable_parameters
+        """Raise a one-line error unless every mask names a prunable weight (or, for SNIP's `prune_bias`,
+        the bias of a prunable layer) of the same shape. Returns name -> parameter."""
+        from prunebench.models import prunable_modules, prunable_parameters
 
         params = prunable_parameters(model)
+        for mod_name, mod in prunable_modules(model).items():
+            if mod.bias is not None:
+                params.setdefault(f"{mod_name}.bias" if mod_name else "bias", mod.bias)
         for n, m in self.masks.items():
             if n not in params:
                 raise PrunebenchError(f"mask does not fit the model: no prunable parameter {n!r}")

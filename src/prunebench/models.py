@@ -27,6 +27,18 @@ from prunebench.errors import PrunebenchError
 from prunebench.specs import dataset_spec
 
 # ---------------------------------------------------------------------------------------------------
+# Building blocks
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over H and W (as AdaptiveAvgPool2d(1)), but with a deterministic CUDA backward: PyTorch's
+    adaptive_avg_pool2d backward has no deterministic CUDA kernel and raises under deterministic mode."""
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+# ---------------------------------------------------------------------------------------------------
 # MLPs and LeNets
 
 
@@ -74,7 +86,7 @@ class Conv4(nn.Module):
 
         self.features = nn.Sequential(*block(in_ch, 32), *block(32, 32), nn.MaxPool2d(2),
                                       *block(32, 64), *block(64, 64), nn.MaxPool2d(2),
-                                      nn.AdaptiveAvgPool2d(1))
+                                      GlobalAvgPool())
         self.classifier = nn.Linear(64, num_classes)
 
     def forward(self, x):
@@ -109,7 +121,7 @@ class VGG(nn.Module):
                 layers.append(nn.BatchNorm2d(v))
             layers.append(nn.ReLU(inplace=True))
             c = v
-        layers.append(nn.AdaptiveAvgPool2d(1))
+        layers.append(GlobalAvgPool())
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(c, num_classes)
 
@@ -195,7 +207,7 @@ class ResNet(nn.Module):
                 cin = w * block.expansion
             stages.append(nn.Sequential(*layers))
         self.layers = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = GlobalAvgPool()
         self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x):

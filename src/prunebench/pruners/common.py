@@ -3,7 +3,7 @@
 Every method produces a score per prunable weight (higher = more important) and hands it to `select`.
 The kept count is exactly round(N * density) (half rounds up), globally or per layer; ties are broken
 by position (the earlier weight in layer-registration order, then in row-major order, wins), so the
-same scores always give the same mask bytes.
+same scores always give the same mask bytes. Selection is O(N) (`top_mask`), on the CPU.
 """
 from __future__ import annotations
 
@@ -22,54 +22,69 @@ def keep_count(n: int, density: float) -> int:
     return max(0, min(n, int(math.floor(n * density + 0.5))))
 
 
-def _top_indices(flat: torch.Tensor, k: int) -> torch.Tensor:
+def top_mask(flat: torch.Tensor, k: int, pool: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool mask of the `k` highest entries of the 1-D `flat` (restricted to `pool` if given), exactly.
+
+    Ties at the threshold go to the earlier positions. O(N): the threshold is the k-th largest value
+    (kthvalue) and the ties at it are taken in positional order, so a 20M-weight VGG19 selects in well under
+    a second on a CPU (a full stable sort takes seconds). Runs on the CPU (deterministic everywhere).
+    """
+    flat = flat.detach().reshape(-1).cpu()
+    if not torch.is_floating_point(flat):
+        flat = flat.double()
     if torch.isnan(flat).any():
         raise PrunebenchError("pruning scores contain NaN (diverged scoring: check the loss, lr or temperature)")
-    # Stable descending sort: equal scores keep their positional order, so the earliest wins.
-    order = torch.sort(flat, descending=True, stable=True).indices
-    return order[:k]
+    vals = flat if pool is None else flat[pool.reshape(-1).cpu()]
+    k = max(0, min(int(k), vals.numel()))
+    chosen = torch.zeros(vals.numel(), dtype=torch.bool)
+    if k == vals.numel():
+        chosen[:] = True
+    elif k > 0:
+        v = torch.kthvalue(vals, vals.numel() - k + 1).values  # the k-th largest
+        above = vals > v
+        ties = vals == v
+        chosen = above | (ties & (torch.cumsum(ties, 0) <= k - int(above.sum())))
+    if pool is None:
+        return chosen
+    keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    keep[pool.reshape(-1).cpu()] = chosen
+    return keep
 
 
-def select(scores: dict, density: float, scope: str = "global", eligible: dict | None = None) -> Mask:
+def select(scores: dict, density: float | dict | None = None, scope: str = "global", eligible: dict | None = None,
+           count: int | None = None) -> Mask:
     """Keep the highest-scoring weights.
 
     scores:   name -> float tensor (same shape as the weight), in layer order.
     density:  fraction to keep (float), or name -> density for `layerwise` scope.
-    eligible: optional name -> bool tensor; only eligible weights can be kept (others score -inf).
-              If fewer weights are eligible than the budget, only the eligible ones are kept.
+    count:    instead of `density` (global scope): keep exactly this many.
+    eligible: optional name -> bool tensor; only eligible weights can be kept. If fewer weights are
+              eligible than the budget, only the eligible ones are kept.
     """
     if scope not in SCOPES:
         raise PrunebenchError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+    if (density is None) == (count is None):
+        raise PrunebenchError("select needs exactly one of density or count")
     names = list(scores)
-    flat = [scores[n].detach().reshape(-1).double().cpu() for n in names]
-    elig = None
-    if eligible is not None:
-        elig = [eligible[n].reshape(-1).cpu() for n in names]
-        flat = [torch.where(e, f, torch.full_like(f, -math.inf)) for f, e in zip(flat, elig)]
+    flat = [scores[n].detach().reshape(-1).cpu() for n in names]
+    elig = [eligible[n].reshape(-1).cpu() for n in names] if eligible is not None else None
     masks = {}
     if scope == "global":
         if isinstance(density, dict):
             raise PrunebenchError("per-layer densities need scope 'layerwise'")
-        check_sparsity(1.0 - density) if density < 1.0 else None
-        allf = torch.cat(flat)
-        k = keep_count(allf.numel(), density)
-        if elig is not None:
-            k = min(k, int(torch.cat(elig).sum()))
-        keep = torch.zeros(allf.numel(), dtype=torch.bool)
-        keep[_top_indices(allf, k)] = True
+        n_all = sum(f.numel() for f in flat)
+        k = count if count is not None else keep_count(n_all, density)
+        keep = top_mask(torch.cat(flat), k, torch.cat(elig) if elig is not None else None)
         off = 0
         for n, f in zip(names, flat):
             masks[n] = keep[off:off + f.numel()].reshape(scores[n].shape)
             off += f.numel()
     else:
+        if count is not None:
+            raise PrunebenchError("count needs scope 'global'")
         for i, (n, f) in enumerate(zip(names, flat)):
             d = density[n] if isinstance(density, dict) else density
-            k = keep_count(f.numel(), d)
-            if elig is not None:
-                k = min(k, int(elig[i].sum()))
-            keep = torch.zeros(f.numel(), dtype=torch.bool)
-            keep[_top_indices(f, k)] = True
-            masks[n] = keep.reshape(scores[n].shape)
+            masks[n] = top_mask(f, keep_count(f.numel(), d), elig[i] if elig is not None else None).reshape(scores[n].shape)
     return Mask(masks)
 
 

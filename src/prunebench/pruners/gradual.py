@@ -26,8 +26,7 @@ prunes the first conv: `count_bias_and_first_conv=True, prune_first_layer=False`
 
 Determinism: every ranking is an exact-count selection with the tie rule of `pruners.common.select`
 (ties broken by position: the earlier weight, in layer-registration then row-major order, is the one
-chosen for the role at hand), computed on the CPU by `_pick` (an O(N) equivalent of `select`, tested
-against it); the only randomness is the ERK start, drawn from the generator passed to `start`.
+chosen for the role at hand), computed on the CPU by `select` (O(N)); the only randomness is the ERK start, drawn from the generator passed to `start`.
 """
 from __future__ import annotations
 
@@ -38,7 +37,7 @@ import torch
 from prunebench.errors import PrunebenchError, check_sparsity, choose
 from prunebench.masks import Mask
 from prunebench.models import prunable_modules, prunable_parameters
-from prunebench.pruners.common import keep_count
+from prunebench.pruners.common import keep_count, select
 
 DURING_TRAINING_METHODS = ("fggp", "gmp", "mfgn_annealed")
 SCHEDULES = ("cubic", "exp")
@@ -200,38 +199,8 @@ def erk_mask(params: dict, density: float, generator: torch.Generator, sampling:
 
 def _pick(scores: dict, pool: dict, count: int) -> dict:
     """The `count` highest-scoring entries inside `pool` (name -> bool), exactly, with the tie rule of
-    `common.select` (methods.md A.0 "Keep rule and ties"): among equal scores the earlier position, in layer
-    then row-major order, is picked.
-
-    Same result as `select(scores, count / N, "global", eligible=pool)` (a test checks it on tensors full of
-    ties), computed in O(N) on the CPU: the threshold is the count-th largest pool score (kthvalue) and the
-    ties at the threshold are taken in positional order (select's stable sort of VGG19's 20M weights takes
-    ~4 s per selection on 2 CPU cores; this ~1 s). Returns name -> CPU bool tensor.
-    """
-    names = list(pool)
-    flat = torch.cat([scores[n].detach().reshape(-1).double().cpu() for n in names])
-    inpool = torch.cat([pool[n].reshape(-1).cpu() for n in names])
-    vals = flat[inpool]
-    chosen = torch.zeros(vals.numel(), dtype=torch.bool)
-    count = max(0, min(int(count), vals.numel()))
-    if torch.isnan(vals).any():
-        raise PrunebenchError("pruning scores contain NaN (diverged training: check the loss or lr)")
-    if count == vals.numel():
-        chosen[:] = True
-    elif count > 0:
-        v = torch.kthvalue(vals, vals.numel() - count + 1).values  # the count-th largest
-        above = vals > v
-        ties = vals == v
-        need = count - int(above.sum())
-        chosen = above | (ties & (torch.cumsum(ties, 0) <= need))
-    keep = torch.zeros(flat.numel(), dtype=torch.bool)
-    keep[inpool] = chosen
-    out, off = {}, 0
-    for n in names:
-        k = pool[n].numel()
-        out[n] = keep[off:off + k].reshape(pool[n].shape)
-        off += k
-    return out
+    `common.select` (methods.md A.0 "Keep rule and ties"). Returns name -> CPU bool tensor."""
+    return select({n: scores[n] for n in pool}, count=count, eligible=pool).masks
 
 
 def _count(masks: dict) -> int:
