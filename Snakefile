@@ -27,6 +27,9 @@ FIGURES = config.get("figures", [])
 CLAIMS = config.get("claims", [])
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/run.smk"
 include: "rules/report.smk"

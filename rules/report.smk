@@ -1,8 +1,12 @@
+import yaml
+
 # aggregate -> figures -> report, and the targets.
 TABLES = [f"{RES}/{n}" for n in ("summary.csv", "timing.csv", "layers.csv", "history.csv", "metrics.json")]
 RESOLVED_CONFIG = f"{RES}/config.yaml"
 FIGURE_FILES = [f"{FIG}/{name}.{ext}" for name in FIGURES for ext in ("pdf", "png")]
 REPORT = f"paper/replication-{PRESET}.md"
+with open(os.path.join(workflow.basedir, "report", "captions.yaml")) as _f:
+    CAPTIONS = yaml.safe_load(_f)
 
 
 rule figures:
@@ -45,11 +49,16 @@ rule figure:
         TABLES,
     output:
         pdf=f"{FIG}/{{name}}.pdf",
-        png=f"{FIG}/{{name}}.png",
+        png=report(
+            f"{FIG}/{{name}}.png",
+            caption="../report/figure.rst",
+            category=lambda w: CAPTIONS.get(w.name, {}).get("paper", "other"),
+        ),
     log:
         f"{RES}/logs/figures/{{name}}.log",
     params:
         code=code("prunebench.cli", "prunebench.figures"),
+        caption=lambda w: CAPTIONS.get(w.name, {}).get("caption", w.name),
     threads: 1
     shell:
         "{CLI} figure --name {wildcards.name} --results-dir {RES} --out-stem {FIG}/{wildcards.name} "
