@@ -23,6 +23,13 @@ def code(*modules):
     return G.source_hash(G.module_closure(*modules))
 
 
+def sources(*modules):
+    """The prunebench source files a step runs, declared as inputs. They are `ancient` like every input
+    here: file times never trigger a rerun (they are arbitrary after `git clone` or `dvc pull`); content
+    changes do, through the `code` hash param (params trigger) and through upstream jobs that rerun."""
+    return [ancient(f) for f in G.module_closure(*modules)]
+
+
 def res(step, key, default):
     return config.get("resources", {}).get(step, {}).get(key, default)
 

@@ -23,9 +23,10 @@ rule results:
 
 rule aggregate:
     input:
-        [f"{d}/metrics.json" for d in CELLS],
-        [f"{d}/prune.json" for d, c in CELLS.items() if c["method"] in G.AT_INIT],
-        [f"{d}/isometry.json" for d, c in CELLS.items() if c["isometry"]],
+        [ancient(f"{d}/metrics.json") for d in CELLS],
+        [ancient(f"{d}/prune.json") for d, c in CELLS.items() if c["method"] in G.AT_INIT],
+        [ancient(f"{d}/isometry.json") for d, c in CELLS.items() if c["isometry"]],
+        code=sources("prunebench.cli", "prunebench.aggregate"),
     output:
         TABLES,
         cfgfile=RESOLVED_CONFIG,
@@ -46,7 +47,8 @@ rule aggregate:
 
 rule figure:
     input:
-        TABLES,
+        [ancient(t) for t in TABLES],
+        code=sources("prunebench.cli", "prunebench.figures"),
     output:
         pdf=f"{FIG}/{{name}}.pdf",
         png=report(
@@ -67,15 +69,17 @@ rule figure:
 
 rule report:
     input:
-        TABLES,
-        FIGURE_FILES,
-        claims=[f"paper/reference/{c}.yaml" for c in CLAIMS],
+        [ancient(t) for t in TABLES],
+        [ancient(f) for f in FIGURE_FILES],
+        claims=[ancient(f"paper/reference/{c}.yaml") for c in CLAIMS],
+        code=sources("prunebench.cli", "prunebench.report"),
     output:
         REPORT,
     log:
         f"{RES}/logs/report.log",
     params:
         code=code("prunebench.cli", "prunebench.report"),
+        claims=G.source_hash([f"paper/reference/{c}.yaml" for c in CLAIMS] + ["paper/reference/schema.yaml"]),
     threads: 1
     shell:
         "{CLI} report --results-dir {RES} --claims {input.claims} --out {output} --preset {PRESET} "

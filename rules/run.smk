@@ -2,6 +2,8 @@
 
 
 rule data:
+    input:
+        code=sources("prunebench.cli", "prunebench.data"),
     output:
         f"{RES}/data/{{dataset}}.json",
     log:
@@ -23,6 +25,8 @@ rule data:
 
 
 rule init:
+    input:
+        code=sources("prunebench.cli", "prunebench.init"),
     output:
         f"{RES}/{{dataset}}/{{model}}/{{init}}/init/seed{{seed}}.safetensors",
     log:
@@ -45,8 +49,9 @@ def init_of(w):
 
 rule prune:
     input:
-        init=init_of,
-        data=f"{RES}/data/{{dataset}}.json",
+        init=ancient(init_of),
+        data=ancient(f"{RES}/data/{{dataset}}.json"),
+        code=lambda w: sources("prunebench.cli", G.method_module(cell(w)["method"])),
     output:
         mask=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/mask.safetensors",
         report=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/prune.json",
@@ -85,9 +90,10 @@ rule prune:
 
 rule isometry:
     input:
-        init=init_of,
-        mask=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/mask.safetensors",
-        data=f"{RES}/data/{{dataset}}.json",
+        init=ancient(init_of),
+        mask=ancient(f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/mask.safetensors"),
+        data=ancient(f"{RES}/data/{{dataset}}.json"),
+        code=sources("prunebench.cli", "prunebench.signal"),
     output:
         weights=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/weights_ai.safetensors",
         report=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/isometry.json",
@@ -116,6 +122,8 @@ def train_inputs(w):
     inp["init"] = f"{d}/weights_ai.safetensors" if c["isometry"] else init_of(w)
     if c["method"] in G.AT_INIT:
         inp["mask"] = f"{d}/mask.safetensors"
+    inp = {k: ancient(v) for k, v in inp.items()}
+    inp["code"] = sources("prunebench.cli", "prunebench.train", G.method_module(c["method"]))
     return inp
 
 

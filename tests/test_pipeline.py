@@ -157,10 +157,9 @@ def test_dvc_push_clone_pull_runs_no_training(first_run, tmp_path_factory):
     sh(["git", "commit", "-qm", "results"], repo)
     clone = tmp_path_factory.mktemp("clone") / "repo"
     sh(["git", "clone", "-q", str(repo), str(clone)], repo.parent)
-    sh([dvc, "pull", "-q"], clone)
+    sh([dvc, "pull", "-q", PRESET], clone)
     r = snakemake(clone, "figures")
-    counts = job_counts(r.stdout + r.stderr)
-    assert not ({"data", "init", "prune", "isometry", "train"} & set(counts)), counts
+    assert "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
     # figures regenerated from the pulled tables are byte-identical to the pushed ones
     snakemake(clone, "figures", "--forcerun", "figure", "report")
     for p in sorted((repo / f"figures/{PRESET}").iterdir()):
