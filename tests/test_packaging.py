@@ -35,7 +35,7 @@ def test_presets_validate(preset):
     assert cfg["preset"] == preset and len(expand(cfg)) > 0
 
 
-@pytest.mark.parametrize("cmd", ["data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report"])
+@pytest.mark.parametrize("cmd", ["data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report", "bench"])
 def test_cli_help_explains_every_option(cmd):
     out = subprocess.run([sys.executable, "-m", "prunebench.cli", cmd, "--help"], capture_output=True, text=True)
     assert out.returncode == 0

@@ -1,4 +1,4 @@
-"""`prunebench` command line: data | init | prune | isometry | train | aggregate | figure | report | grid | methods.
+"""`prunebench` command line: data | init | prune | isometry | train | aggregate | figure | report | grid | bench | methods.
 
 Every subcommand prints a one-line error and exits 2 on bad input (unknown name, invalid sparsity,
 corrupt or missing file), and writes its outputs atomically, so a failure leaves no partial file.
@@ -267,6 +267,16 @@ def cmd_report(args):
                  figures_dir=Path(args.figures_dir) if args.figures_dir else None, results_label=args.results_dir)
 
 
+def cmd_bench(args):
+    import runpy
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+    if not script.exists():
+        raise PrunebenchError(f"benchmarks need a source checkout: {str(script)!r} not found")
+    sys.argv = [str(script)] + args.bench_args
+    runpy.run_path(str(script), run_name="__main__")
+
+
 def cmd_methods(args):
     from prunebench.grid import AT_INIT, DURING
 
@@ -388,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--figures-dir", default=None, help="figures/<preset>, embedded in the report")
     s.set_defaults(fn=cmd_report)
 
+    s = sub.add_parser("bench", help="run benchmarks/run.py (speed and memory; see benchmarks/README.md)",
+                       formatter_class=F)
+    s.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for benchmarks/run.py, e.g. --suite train")
+    s.set_defaults(fn=cmd_bench)
+
     s = sub.add_parser("methods", help="list the pruning methods", formatter_class=F)
     s.set_defaults(fn=cmd_methods)
     return p
@@ -395,7 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"] and not {"-h", "--help"} & set(argv[1:2]):
+        args = argparse.Namespace(cmd="bench", fn=cmd_bench, bench_args=argv[1:])  # options belong to run.py
+    else:
+        args = build_parser().parse_args(argv)
     try:
         args.fn(args)
     except PrunebenchError as e:
