@@ -23,6 +23,10 @@ RES = f"results/{PRESET}"
 FIG = f"figures/{PRESET}"
 DATA_DIR = config.get("data_dir", "data")
 CELLS = {G.cell_dir(c): c for c in G.expand(config)}
+# Content, not file times, decides what reruns (grid.py "File times"): settle the times of existing
+# outputs before the DAG is built. Only the main process does it (not the per-job steps on a cluster).
+if workflow.is_main_process:
+    G.settle_times(config)
 FIGURES = config.get("figures", [])
 CLAIMS = config.get("claims", [])
 

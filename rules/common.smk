@@ -18,16 +18,12 @@ def cell(w):
     return CELLS[key]
 
 
-def code(*modules):
-    """Hash of the prunebench files `modules` import (recorded as a param: the params trigger)."""
-    return G.source_hash(G.module_closure(*modules))
-
-
-def sources(*modules):
-    """The prunebench source files a step runs, declared as inputs. They are `ancient` like every input
-    here: file times never trigger a rerun (they are arbitrary after `git clone` or `dvc pull`); content
-    changes do, through the `code` hash param (params trigger) and through upstream jobs that rerun."""
-    return [ancient(f) for f in G.module_closure(*modules)]
+def sources(step, method=None):
+    """The prunebench source files a step runs, declared as its inputs, `ancient` (their times after a
+    `git clone` are arbitrary). Content changes rerun the step through its provenance `key` param
+    (grid.py: own options + own code + upstream keys), which Snakemake's params trigger compares with the
+    recorded one; the jobs downstream of a rerun job rerun with it."""
+    return [ancient(f) for f in G.step_sources(step, method)]
 
 
 def res(step, key, default):

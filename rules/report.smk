@@ -5,6 +5,7 @@ TABLES = [f"{RES}/{n}" for n in ("summary.csv", "timing.csv", "layers.csv", "his
 RESOLVED_CONFIG = f"{RES}/config.yaml"
 FIGURE_FILES = [f"{FIG}/{name}.{ext}" for name in FIGURES for ext in ("pdf", "png")]
 REPORT = f"paper/replication-{PRESET}.md"
+TABLES_KEY = G.tables_key(config)
 with open(os.path.join(workflow.basedir, "report", "captions.yaml")) as _f:
     CAPTIONS = yaml.safe_load(_f)
 
@@ -23,17 +24,17 @@ rule results:
 
 rule aggregate:
     input:
-        [ancient(f"{d}/metrics.json") for d in CELLS],
-        [ancient(f"{d}/prune.json") for d, c in CELLS.items() if c["method"] in G.AT_INIT],
-        [ancient(f"{d}/isometry.json") for d, c in CELLS.items() if c["isometry"]],
-        code=sources("prunebench.cli", "prunebench.aggregate"),
+        [f"{d}/metrics.json" for d in CELLS],
+        [f"{d}/prune.json" for d, c in CELLS.items() if c["method"] in G.AT_INIT],
+        [f"{d}/isometry.json" for d, c in CELLS.items() if c["isometry"]],
+        code=sources("aggregate"),
     output:
         TABLES,
         cfgfile=RESOLVED_CONFIG,
     log:
         f"{RES}/logs/aggregate.log",
     params:
-        code=code("prunebench.cli", "prunebench.aggregate"),
+        key=TABLES_KEY,
         config=json.dumps(config, sort_keys=True),
     threads: 1
     run:
@@ -47,8 +48,8 @@ rule aggregate:
 
 rule figure:
     input:
-        [ancient(t) for t in TABLES],
-        code=sources("prunebench.cli", "prunebench.figures"),
+        TABLES,
+        code=sources("figure"),
     output:
         pdf=f"{FIG}/{{name}}.pdf",
         png=report(
@@ -59,7 +60,7 @@ rule figure:
     log:
         f"{RES}/logs/figures/{{name}}.log",
     params:
-        code=code("prunebench.cli", "prunebench.figures"),
+        key=lambda w: G.prov_hash("figure", TABLES_KEY, G.step_code("figure"), w.name),
         caption=lambda w: CAPTIONS.get(w.name, {}).get("caption", w.name),
     threads: 1
     shell:
@@ -69,16 +70,16 @@ rule figure:
 
 rule report:
     input:
-        [ancient(t) for t in TABLES],
-        [ancient(f) for f in FIGURE_FILES],
+        TABLES,
+        FIGURE_FILES,
         claims=[ancient(f"paper/reference/{c}.yaml") for c in CLAIMS],
-        code=sources("prunebench.cli", "prunebench.report"),
+        code=sources("report"),
     output:
         REPORT,
     log:
         f"{RES}/logs/report.log",
     params:
-        code=code("prunebench.cli", "prunebench.report"),
+        key=G.prov_hash("report", TABLES_KEY, G.step_code("report"), G.step_code("figure")),
         claims=G.source_hash([f"paper/reference/{c}.yaml" for c in CLAIMS] + ["paper/reference/schema.yaml"]),
     threads: 1
     shell:

@@ -3,13 +3,13 @@
 
 rule data:
     input:
-        code=sources("prunebench.cli", "prunebench.data"),
+        code=sources("data"),
     output:
         f"{RES}/data/{{dataset}}.json",
     log:
         f"{RES}/logs/data/{{dataset}}.log",
     params:
-        code=code("prunebench.cli", "prunebench.data"),
+        key=lambda w: G.data_key(config, w.dataset),
         source=lambda w: (
             f"--source {config['data_sources'][w.dataset]}"
             if w.dataset in config.get("data_sources", {})
@@ -26,13 +26,14 @@ rule data:
 
 rule init:
     input:
-        code=sources("prunebench.cli", "prunebench.init"),
+        code=sources("init"),
     output:
         f"{RES}/{{dataset}}/{{model}}/{{init}}/init/seed{{seed}}.safetensors",
     log:
         f"{RES}/logs/init/{{dataset}}_{{model}}_{{init}}_seed{{seed}}.log",
     params:
-        code=code("prunebench.cli", "prunebench.init"),
+        key=lambda w: G.init_key(config, {"dataset": w.dataset, "model": w.model, "init": w.init,
+                                          "seeds": {"init": int(w.seed)}}),
     threads: 1
     resources:
         mem_mb=res("data", "mem_mb", 4000),
@@ -49,9 +50,9 @@ def init_of(w):
 
 rule prune:
     input:
-        init=ancient(init_of),
-        data=ancient(f"{RES}/data/{{dataset}}.json"),
-        code=lambda w: sources("prunebench.cli", G.method_module(cell(w)["method"])),
+        init=init_of,
+        data=f"{RES}/data/{{dataset}}.json",
+        code=lambda w: sources("prune", cell(w)["method"]),
     output:
         mask=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/mask.safetensors",
         report=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/prune.json",
@@ -59,7 +60,7 @@ rule prune:
     log:
         f"{RES}/logs/prune/{{dataset}}_{{model}}_{{init}}_{{arm}}_s{{sparsity}}_seed{{seed}}.log",
     params:
-        code=lambda w: code("prunebench.cli", G.method_module(cell(w)["method"])),
+        key=lambda w: G.prune_key(config, cell(w)),
         method=lambda w: cell(w)["method"],
         options=lambda w: qjson(cell(w)["options"]),
         batch=lambda w: cell(w)["pruning"].get("batch_size", 128),
@@ -90,17 +91,17 @@ rule prune:
 
 rule isometry:
     input:
-        init=ancient(init_of),
-        mask=ancient(f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/mask.safetensors"),
-        data=ancient(f"{RES}/data/{{dataset}}.json"),
-        code=sources("prunebench.cli", "prunebench.signal"),
+        init=init_of,
+        mask=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/mask.safetensors",
+        data=f"{RES}/data/{{dataset}}.json",
+        code=sources("isometry"),
     output:
         weights=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/weights_ai.safetensors",
         report=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/isometry.json",
     log:
         f"{RES}/logs/isometry/{{dataset}}_{{model}}_{{init}}_{{arm}}_s{{sparsity}}_seed{{seed}}.log",
     params:
-        code=code("prunebench.cli", "prunebench.signal"),
+        key=lambda w: G.isometry_key(config, cell(w)),
         steps=lambda w: cell(w)["isometry"].get("steps", 10000),
         lr=lambda w: cell(w)["isometry"].get("lr", 0.1),
         jsv=lambda w: "--jsv" if cell(w)["jsv"] else "",
@@ -122,8 +123,7 @@ def train_inputs(w):
     inp["init"] = f"{d}/weights_ai.safetensors" if c["isometry"] else init_of(w)
     if c["method"] in G.AT_INIT:
         inp["mask"] = f"{d}/mask.safetensors"
-    inp = {k: ancient(v) for k, v in inp.items()}
-    inp["code"] = sources("prunebench.cli", "prunebench.train", G.method_module(c["method"]))
+    inp["code"] = sources("train", c["method"])
     return inp
 
 
@@ -150,7 +150,7 @@ rule train:
     log:
         f"{RES}/logs/train/{{dataset}}_{{model}}_{{init}}_{{arm}}_s{{sparsity}}_seed{{seed}}.log",
     params:
-        code=lambda w: code("prunebench.cli", "prunebench.train", G.method_module(cell(w)["method"])),
+        key=lambda w: G.train_key(config, cell(w)),
         config=lambda w: qjson({**cell(w)["train"], "seed": cell(w)["seeds"]["data"]}),
         flags=train_flags,
         hash=lambda w: G.cell_hash(cell(w)),
