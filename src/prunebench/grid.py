@@ -131,17 +131,12 @@ def module_file(module: str) -> Path:
     return p / "__init__.py" if p.is_dir() else p.with_suffix(".py")
 
 
-def module_closure(*modules: str) -> list:
-    """The prunebench source files reachable from `modules` by import statements (sorted, repo-relative)."""
-    todo, seen = list(modules), set()
-    while todo:
-        mod = todo.pop()
-        f = module_file(mod)
-        if not f.exists() or f in seen:
-            continue
-        seen.add(f)
-        if f.name == "__init__.py" and mod != "prunebench":
-            pass
+@functools.lru_cache(maxsize=None)
+def _imported_modules(mod: str) -> tuple:
+    """The prunebench modules `mod`'s source imports (anywhere in the file), parsed once per process."""
+    f = module_file(mod)
+    out = []
+    if f.exists():
         tree = ast.parse(f.read_text())
         for node in ast.walk(tree):
             names = []
@@ -159,7 +154,20 @@ def module_closure(*modules: str) -> list:
                     names.append(base)
             elif isinstance(node, ast.Import):
                 names += [a.name for a in node.names]
-            todo += [n for n in names if n.startswith("prunebench")]
+            out += [n for n in names if n.startswith("prunebench")]
+    return tuple(out)
+
+
+def module_closure(*modules: str) -> list:
+    """The prunebench source files reachable from `modules` by import statements (sorted, repo-relative)."""
+    todo, seen = list(modules), set()
+    while todo:
+        mod = todo.pop()
+        f = module_file(mod)
+        if not f.exists() or f in seen:
+            continue
+        seen.add(f)
+        todo += _imported_modules(mod)
     return sorted(str(p.relative_to(REPO)) for p in seen)
 
 
