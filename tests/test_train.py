@@ -153,3 +153,10 @@ def test_pruning_during_training_hook_changes_mask_and_density():
     assert m["history"][0]["density"] == pytest.approx(0.5, abs=1e-6)
     assert m["_mask"].density == pytest.approx(0.5, abs=1e-6)
     assert Mask.from_model(model).kept <= m["_mask"].kept
+
+
+def test_divergence_is_a_clear_error():
+    model = initialize(build_model("lenet300", "mnist"), "kaiming_normal", 0)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e6, momentum=0.9, weight_decay=0.0)
+    with pytest.raises(PrunebenchError, match="diverged"):
+        train(model, tiny_data(), cfg, progress=False, log=lambda s: None)

@@ -257,6 +257,9 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
         bar.close()
         if is_cuda:
             torch.cuda.synchronize()
+        if not math.isfinite(float(loss_sum)):
+            raise PrunebenchError(f"training diverged in epoch {epoch + 1} (loss {float(loss_sum)}): "
+                                  f"lower the learning rate (now {lr:g})")
         times["train_s"] += time.perf_counter() - t0
         times["images"] += seen
         t1 = time.perf_counter()

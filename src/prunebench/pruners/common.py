@@ -33,7 +33,8 @@ def top_mask(flat: torch.Tensor, k: int, pool: torch.Tensor | None = None) -> to
     if not torch.is_floating_point(flat):
         flat = flat.double()
     if torch.isnan(flat).any():
-        raise PrunebenchError("pruning scores contain NaN (diverged scoring: check the loss, lr or temperature)")
+        raise PrunebenchError("pruning scores contain NaN: the loss, gradients or weights diverged "
+                              "(lower the learning rate, or check the temperature / data)")
     vals = flat if pool is None else flat[pool.reshape(-1).cpu()]
     k = max(0, min(int(k), vals.numel()))
     chosen = torch.zeros(vals.numel(), dtype=torch.bool)
