@@ -202,9 +202,12 @@ def suite_prune(device, reduced, out):
             sync(device)
             wall = time.perf_counter() - t0
             res[method] = wall
+            prof = getattr(mask, "profile", {}) or {}
+            peak = prof.get("peak_memory_bytes")
+            peak_mb = round(peak / 2**20, 1) if peak else None
             rows.append({"model": name, "method": method, "options": opts, "batch": batch, "wall_s": wall,
-                         "peak_mb": mask.metadata.get("peak_mb"), "density": mask.density})
-            print(f"  prune {name:9s} {method:10s}: {wall:8.2f}s peak {mask.metadata.get('peak_mb')} MB", flush=True)
+                         "peak_mb": peak_mb, "memory_measure": prof.get("memory_measure"), "density": mask.density})
+            print(f"  prune {name:9s} {method:10s}: {wall:8.2f}s peak {peak_mb} MB ({prof.get('memory_measure')})", flush=True)
         ratio = res["force"] / (steps * res["snip"])
         rows.append({"model": name, "method": f"force{steps}_over_{steps}x_snip", "ratio": ratio})
         print(f"  prune {name:9s} FORCE {steps} steps / ({steps} x SNIP) = {ratio:.3f}", flush=True)
