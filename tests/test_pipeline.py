@@ -165,3 +165,11 @@ def test_dvc_push_clone_pull_runs_no_training(first_run, tmp_path_factory):
     for p in sorted((repo / f"figures/{PRESET}").iterdir()):
         assert (clone / f"figures/{PRESET}" / p.name).read_bytes() == p.read_bytes(), p.name
     assert (clone / f"paper/replication-{PRESET}.md").read_bytes() == (repo / f"paper/replication-{PRESET}.md").read_bytes()
+
+
+@pytest.mark.parametrize("preset", ["force", "spp", "prospr", "fggp", "force-check"])
+def test_paper_presets_pass_a_dry_run(first_run, preset):
+    repo, _ = first_run
+    r = sh([BIN / "snakemake", "-n", "figures", "--configfile", f"config/{preset}.yaml"], repo)
+    counts = job_counts(r.stdout)
+    assert counts.get("train", 0) > 0 and counts.get("figure", 0) > 0, r.stdout[-2000:]
