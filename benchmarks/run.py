@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from prunebench.data import Data  # noqa: E402
 from prunebench.init import initialize  # noqa: E402
 from prunebench.masks import Mask  # noqa: E402
-from prunebench.models import build_model, count_prunable, prunable_parameters  # noqa: E402
+from prunebench.models import build_model, prunable_parameters  # noqa: E402
 from prunebench.pruners.common import select  # noqa: E402
 from prunebench.runtime import device_name, setup_determinism  # noqa: E402
 from prunebench.specs import dataset_spec  # noqa: E402
@@ -61,7 +61,7 @@ def our_images_per_s(model_name, dataset, device, batch, steps, sparsity=None, c
     mask = random_mask(model, sparsity) if sparsity else None
     data = synthetic_data(dataset, batch * (steps + 1), batch, device)
     cfg = TrainConfig(epochs=1, batch_size=batch, steps_per_epoch=steps + 1, eval_batch_size=batch, compile=compile)
-    # one warm-up step is inside the epoch; subtract it by timing two runs of different length
+    # the timed epoch includes the first (warm-up) step; with 100 steps on a GPU it weighs little
     m = train(model, data, cfg, mask=mask, device=device, progress=False, log=lambda s: None)
     return m["_timing"]["images"] / m["_timing"]["train_s"]
 
@@ -186,7 +186,6 @@ def suite_prune(device, reduced, out):
     methods = [("random", {}), ("magnitude", {}), ("snip", {}), ("grasp", {}), ("synflow", {"iterations": 10 if reduced else 100}),
                ("iter_snip", {"steps": steps}), ("force", {"steps": steps}), ("prospr", {"inner_steps": 3})]
     for name, batch in models:
-        spec = dataset_spec("cifar10")
         g = torch.Generator().manual_seed(0)
         batches = [(torch.randn(batch, 3, 32, 32, generator=g).to(device), torch.randint(0, 10, (batch,), generator=g).to(device))
                    for _ in range(4)]

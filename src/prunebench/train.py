@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from prunebench.errors import PrunebenchError, choose
-from prunebench.io import atomic_path, canonical_json, load_tensors, save_tensors, write_json
+from prunebench.io import canonical_json, load_tensors, save_tensors, write_json
 from prunebench.masks import Mask
 
 SCHEDULES = ("step", "cosine", "constant")

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from prunebench.errors import PrunebenchError, check_sparsity
+from prunebench.errors import PrunebenchError
 from prunebench.masks import Mask
 
 SCOPES = ("global", "layerwise")
