@@ -74,6 +74,9 @@ rule prune:
                 "--allow-collapse" if cell(w)["pruning"].get("allow_collapse") else "",
                 "--no-augment" if cell(w)["pruning"].get("augment") is False else "",
                 f"--scope {cell(w)['pruning']['scope']}" if "scope" in cell(w)["pruning"] else "",
+                f"--samples-per-class {cell(w)['pruning']['samples_per_class']}"
+                if "samples_per_class" in cell(w)["pruning"]
+                else "",
             )
             if x
         ),

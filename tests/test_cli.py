@@ -106,3 +106,14 @@ def test_prune_then_train_happy_path(capsys, tmp_path, init_file, mnist):
     assert metrics["density"] == pytest.approx(0.05, abs=1e-5) and len(metrics["history"]) == 1
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert {"config", "seeds", "versions", "device", "git_commit"} <= set(manifest)
+
+
+def test_grasp_with_class_balanced_batches(capsys, tmp_path, init_file, mnist):
+    mask, rep = tmp_path / "m.safetensors", tmp_path / "r.json"
+    assert main(["prune", "--method", "grasp", "--sparsity", "0.9", "--init", str(init_file), "--data", str(mnist),
+                 "--samples-per-class", "3", "--out", str(mask), "--report", str(rep)]) == 0
+    assert json.loads(rep.read_text())["kept"] == round(0.1 * 266200)
+    capsys.readouterr()
+    code, err = run(capsys, "prune", "--method", "grasp", "--sparsity", "0.9", "--init", init_file, "--data", mnist,
+                    "--samples-per-class", "0", "--out", tmp_path / "x.safetensors", "--report", tmp_path / "x.json")
+    one_line_error(code, err, "samples-per-class")

@@ -136,7 +136,13 @@ def cmd_prune(args):
     data = open_data(args.data, device) if args.data else None
     batches = None
     if data is not None:
-        batches = D.pruning_batches(data, args.batch_size, seed=args.seed, augment=not args.no_augment)
+        if args.samples_per_class is not None and args.samples_per_class < 1:
+            raise PrunebenchError(f"invalid --samples-per-class {args.samples_per_class}: must be >= 1")
+        if args.samples_per_class is not None:  # GraSP's class-balanced batches, concatenated class by class (A.4)
+            batches = D.pruning_batches(data, None, seed=args.seed, augment=not args.no_augment,
+                                        class_balanced_per_class=args.samples_per_class)
+        else:
+            batches = D.pruning_batches(data, args.batch_size, seed=args.seed, augment=not args.no_augment)
     report = {"method": args.method, "sparsity": args.sparsity, "seed": args.seed, "scope": args.scope,
               "options": options, "model": meta["model"], "dataset": meta["dataset"], "init": meta.get("scheme")}
     if args.jsv:
@@ -321,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default=None, help="data manifest (.json) or cache (.safetensors); data-free methods need none")
     s.add_argument("--batch-size", type=int, default=128, help="pruning batch size")
     s.add_argument("--no-augment", action="store_true", help="pruning batches without crop/flip")
+    s.add_argument("--samples-per-class", type=int, default=None,
+                   help="class-balanced batches of this many examples per class, concatenated class by class "
+                        "(GraSP's data, methods.md A.4); replaces --batch-size")
     s.add_argument("--seed", type=int, default=0, help="seed of the pruning batches and of random scores")
     s.add_argument("--scope", default="global", help="global or layerwise")
     s.add_argument("--options", default="", help="method options as JSON, e.g. '{\"steps\": 60}'")

@@ -103,7 +103,7 @@ def expand(cfg: dict) -> list:
                             "seed": int(seed), "options": copy.deepcopy(arm.get("options", {})),
                             "isometry": copy.deepcopy(arm.get("isometry")),
                             "jsv": bool(block.get("jsv", False) or arm.get("jsv", False)),
-                            "train": {**train, **arm.get("train", {})}, "pruning": pruning,
+                            "train": {**train, **arm.get("train", {})}, "pruning": {**pruning, **arm.get("pruning", {})},
                             "seeds": seeds_for(seed),
                         })
     return cells
