@@ -1,9 +1,10 @@
 # prunebench DAG: data -> init -> prune (-> isometry) -> train -> aggregate -> figures / report.
 # Run:  snakemake --cores all figures                       (quick preset, the default)
-#       snakemake --cores all --configfile config/smoke.yaml figures
+#       snakemake --cores all figures --configfile config/smoke.yaml   (targets before --configfile)
 # The grid, arms and options come from the preset (validated against config/schema.yaml before anything
-# runs). Rules live in rules/*.smk. Every rule's code dependency is a `code` param holding a hash of the
-# prunebench source files it runs, so a code change reruns exactly the affected jobs (params trigger).
+# runs). Rules live in rules/*.smk. Every job records a provenance `key` param (its options, a hash of the
+# prunebench source files it runs, and the keys upstream: prunebench.grid), so a code or option change
+# reruns exactly the affected jobs; file times never do (existing outputs are settled below).
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -113,7 +113,7 @@ def _model_from_init(path, device="cpu"):
 # ---------------------------------------------------------------------------------------------------
 # prune
 
-def _jsv(model, data, n, device, mask=None):
+def _jsv(model, data, n, device):
     from prunebench import data as D
     from prunebench.signal import jacobian_singular_values
 
