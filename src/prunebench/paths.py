@@ -1,0 +1,70 @@
+"""Every artifact path of the pipeline, in one place (imports no torch).
+
+Paths are readable, with no hashes in them (each cell's config hash is recorded inside its files):
+
+    results/<preset>/data/<dataset>.json                                  data manifest
+    results/<preset>/<dataset>/<model>/<init>/init/seed<seed>.safetensors  initialization, shared by all arms
+    results/<preset>/<dataset>/<model>/<init>/<arm>/s<sparsity>/seed<seed>/<file>   one cell
+    results/<preset>/{summary,timing,layers,history}.csv, metrics.json, config.yaml
+    results/<preset>/logs/<step>/<job>.log
+    figures/<preset>/<figure>.{pdf,png}
+    paper/replication-<preset>.md
+
+The Snakemake rules use `CELL_PATTERN` (one wildcard pattern for every per-cell output).
+"""
+from __future__ import annotations
+
+RESULTS = "results"
+FIGURES = "figures"
+
+# Files of one cell, by the step that writes them.
+PRUNE_FILES = ("mask.safetensors", "prune.json", "prune_timing.json")
+ISOMETRY_FILES = ("weights_ai.safetensors", "isometry.json")
+TRAIN_FILES = ("metrics.json", "timing.json", "manifest.json")
+TRAIN_EXTRA = ("checkpoint.safetensors", "final_mask.safetensors")  # not declared outputs
+TABLE_FILES = ("summary.csv", "timing.csv", "layers.csv", "history.csv", "metrics.json")
+RESOLVED_CONFIG = "config.yaml"
+
+CELL_PATTERN = "{dataset}/{model}/{init}/{arm}/s{sparsity}/seed{seed}"
+INIT_PATTERN = "{dataset}/{model}/{init}/init/seed{seed}.safetensors"
+
+
+def fmt_sparsity(s: float) -> str:
+    """The sparsity as it appears in paths: shortest repr ('0.9', '0.995', '0')."""
+    return format(float(s), "g")
+
+
+def preset_dir(preset: str, root: str = RESULTS) -> str:
+    return f"{root}/{preset}"
+
+
+def cell_dir(cell: dict, root: str = RESULTS) -> str:
+    return f"{root}/{cell['preset']}/" + CELL_PATTERN.format(
+        dataset=cell["dataset"], model=cell["model"], init=cell["init"], arm=cell["arm"],
+        sparsity=fmt_sparsity(cell["sparsity"]), seed=cell["seed"])
+
+
+def init_path(cell: dict, root: str = RESULTS) -> str:
+    """The initialization a cell trains from: one per (dataset, model, init scheme, cell seed)."""
+    return f"{root}/{cell['preset']}/" + INIT_PATTERN.format(
+        dataset=cell["dataset"], model=cell["model"], init=cell["init"], seed=cell["seed"])
+
+
+def data_manifest(preset: str, dataset: str, root: str = RESULTS) -> str:
+    return f"{root}/{preset}/data/{dataset}.json"
+
+
+def table_path(preset: str, name: str, root: str = RESULTS) -> str:
+    return f"{root}/{preset}/{name}"
+
+
+def figure_path(preset: str, name: str, ext: str, root: str = FIGURES) -> str:
+    return f"{root}/{preset}/{name}.{ext}"
+
+
+def report_path(preset: str) -> str:
+    return f"paper/replication-{preset}.md"
+
+
+def log_path(preset: str, step: str, job: str, root: str = RESULTS) -> str:
+    return f"{root}/{preset}/logs/{step}/{job}.log"
