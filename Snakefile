@@ -1,10 +1,9 @@
 # prunebench DAG: data -> init -> prune (-> isometry) -> train -> aggregate -> figures / report.
 # Run:  snakemake --cores all figures                       (quick preset, the default)
 #       snakemake --cores all figures --configfile config/smoke.yaml   (targets before --configfile)
-# The grid, arms and options come from the preset (validated against config/schema.yaml before anything
-# runs). Rules live in rules/*.smk. Every job records a provenance `key` param (its options, a hash of the
-# prunebench source files it runs, and the keys upstream: prunebench.grid), so a code or option change
-# reruns exactly the affected jobs; file times never do (existing outputs are settled below).
+# The grid, arms and options come from the preset (validated by prunebench.grid before anything runs).
+# Rules live in rules/*.smk; artifact paths come from prunebench.paths; what reruns is explained once, in
+# prunebench.provenance (content decides, file times never do).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -14,20 +13,23 @@ import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from prunebench import grid as G
+from prunebench import paths as P
+from prunebench import methods as M
+from prunebench import provenance as V
 
 if "preset" not in config:
     config.update(G.load_config(os.path.join(workflow.basedir, "config", "quick.yaml")))
 G.validate(config, where="config")
 
 PRESET = config["preset"]
-RES = f"results/{PRESET}"
-FIG = f"figures/{PRESET}"
+RES = P.preset_dir(PRESET)
+FIG = f"{P.FIGURES}/{PRESET}"
 DATA_DIR = config.get("data_dir", "data")
-CELLS = {G.cell_dir(c): c for c in G.expand(config)}
-# Content, not file times, decides what reruns (grid.py "File times"): settle the times of existing
-# outputs before the DAG is built. Only the main process does it (not the per-job steps on a cluster).
+CELLS = {P.cell_dir(c): c for c in G.expand(config)}
+# Content, not file times, decides what reruns: settle the times of existing outputs before the DAG is
+# built. Only the main process does it (not the per-job steps on a cluster).
 if workflow.is_main_process:
-    G.settle_times(config)
+    V.settle_times(config)
 FIGURES = config.get("figures", [])
 CLAIMS = config.get("claims", [])
 

@@ -1,4 +1,4 @@
-# Shared helpers of the rules: cell lookup, per-step source hashes, resources.
+# Shared helpers of the rules: the one cell pattern, cell lookup, per-step source files, resources.
 import json
 
 
@@ -11,8 +11,13 @@ wildcard_constraints:
     arm=r"[A-Za-z0-9_]+",
 
 
+# Every per-cell output is CELL + "/<file>" (prunebench.paths).
+CELL = f"{RES}/{P.CELL_PATTERN}"
+JOB = "{dataset}_{model}_{init}_{arm}_s{sparsity}_seed{seed}"
+
+
 def cell(w):
-    key = f"{RES}/{w.dataset}/{w.model}/{w.init}/{w.arm}/s{w.sparsity}/seed{w.seed}"
+    key = f"{RES}/" + P.CELL_PATTERN.format(**dict(w.items()))
     if key not in CELLS:
         raise ValueError(f"{key} is not a cell of preset {PRESET}")
     return CELLS[key]
@@ -21,9 +26,8 @@ def cell(w):
 def sources(step, method=None):
     """The prunebench source files a step runs, declared as its inputs, `ancient` (their times after a
     `git clone` are arbitrary). Content changes rerun the step through its provenance `key` param
-    (grid.py: own options + own code + upstream keys), which Snakemake's params trigger compares with the
-    recorded one; the jobs downstream of a rerun job rerun with it."""
-    return [ancient(f) for f in G.step_sources(step, method)]
+    (prunebench.provenance); the jobs downstream of a rerun job rerun with it."""
+    return [ancient(f) for f in V.step_sources(step, method)]
 
 
 def res(step, key, default):

@@ -1,11 +1,10 @@
 import yaml
 
 # aggregate -> figures -> report, and the targets.
-TABLES = [f"{RES}/{n}" for n in ("summary.csv", "timing.csv", "layers.csv", "history.csv", "metrics.json")]
-RESOLVED_CONFIG = f"{RES}/config.yaml"
-FIGURE_FILES = [f"{FIG}/{name}.{ext}" for name in FIGURES for ext in ("pdf", "png")]
-REPORT = f"paper/replication-{PRESET}.md"
-TABLES_KEY = G.tables_key(config)
+TABLES = [P.table_path(PRESET, n) for n in P.TABLE_FILES]
+RESOLVED_CONFIG = P.table_path(PRESET, P.RESOLVED_CONFIG)
+FIGURE_FILES = [P.figure_path(PRESET, name, ext) for name in FIGURES for ext in ("pdf", "png")]
+REPORT = P.report_path(PRESET)
 with open(os.path.join(workflow.basedir, "report", "captions.yaml")) as _f:
     CAPTIONS = yaml.safe_load(_f)
 
@@ -25,16 +24,16 @@ rule results:
 rule aggregate:
     input:
         [f"{d}/metrics.json" for d in CELLS],
-        [f"{d}/prune.json" for d, c in CELLS.items() if c["method"] in G.AT_INIT],
+        [f"{d}/prune.json" for d, c in CELLS.items() if M.method_info(c["method"]).at_init],
         [f"{d}/isometry.json" for d, c in CELLS.items() if c["isometry"]],
         code=sources("aggregate"),
     output:
         TABLES,
         cfgfile=RESOLVED_CONFIG,
     log:
-        f"{RES}/logs/aggregate.log",
+        P.log_path(PRESET, "aggregate", "aggregate"),
     params:
-        key=TABLES_KEY,
+        key=V.tables_key(config),
         config=json.dumps(config, sort_keys=True),
     threads: 1
     run:
@@ -43,7 +42,7 @@ rule aggregate:
 
         with atomic_path(output.cfgfile) as tmp:
             tmp.write_text(yaml.safe_dump(config, sort_keys=True))
-        shell("{CLI} aggregate --config {output.cfgfile} --results-root results > {log} 2>&1")
+        shell("{CLI} aggregate --config {output.cfgfile} --results-root {P.RESULTS} > {log} 2>&1")
 
 
 rule figure:
@@ -51,16 +50,16 @@ rule figure:
         TABLES,
         code=sources("figure"),
     output:
-        pdf=f"{FIG}/{{name}}.pdf",
+        pdf=P.figure_path(PRESET, "{name}", "pdf"),
         png=report(
-            f"{FIG}/{{name}}.png",
+            P.figure_path(PRESET, "{name}", "png"),
             caption="../report/figure.rst",
             category=lambda w: CAPTIONS.get(w.name, {}).get("paper", "other"),
         ),
     log:
-        f"{RES}/logs/figures/{{name}}.log",
+        P.log_path(PRESET, "figures", "{name}"),
     params:
-        key=lambda w: G.prov_hash("figure", TABLES_KEY, G.step_code("figure"), w.name),
+        key=lambda w: V.figure_key(config, w.name),
         caption=lambda w: CAPTIONS.get(w.name, {}).get("caption", w.name),
     threads: 1
     shell:
@@ -77,10 +76,10 @@ rule report:
     output:
         REPORT,
     log:
-        f"{RES}/logs/report.log",
+        P.log_path(PRESET, "report", "report"),
     params:
-        key=G.prov_hash("report", TABLES_KEY, G.step_code("report"), G.step_code("figure")),
-        claims=G.source_hash([f"paper/reference/{c}.yaml" for c in CLAIMS] + ["paper/reference/schema.yaml"]),
+        key=V.report_key(config),
+        claims=V.source_hash([f"paper/reference/{c}.yaml" for c in CLAIMS] + ["paper/reference/schema.yaml"]),
     threads: 1
     shell:
         "{CLI} report --results-dir {RES} --claims {input.claims} --out {output} --preset {PRESET} "

@@ -5,11 +5,11 @@ rule data:
     input:
         code=sources("data"),
     output:
-        f"{RES}/data/{{dataset}}.json",
+        P.data_manifest(PRESET, "{dataset}"),
     log:
-        f"{RES}/logs/data/{{dataset}}.log",
+        P.log_path(PRESET, "data", "{dataset}"),
     params:
-        key=lambda w: G.data_key(config, w.dataset),
+        key=lambda w: V.data_key(config, w.dataset),
         source=lambda w: (
             f"--source {config['data_sources'][w.dataset]}"
             if w.dataset in config.get("data_sources", {})
@@ -24,62 +24,67 @@ rule data:
         "--manifest {output} > {log} 2>&1"
 
 
+def init_cell(w):
+    """The init job's stand-in cell: the seed in the path is the cell seed; the init command gets the cell's
+    init seed (grid.seeds_for), whatever its offset."""
+    return {"dataset": w.dataset, "model": w.model, "init": w.init, "seeds": G.seeds_for(int(w.seed))}
+
+
 rule init:
     input:
         code=sources("init"),
     output:
-        f"{RES}/{{dataset}}/{{model}}/{{init}}/init/seed{{seed}}.safetensors",
+        f"{RES}/{P.INIT_PATTERN}",
     log:
-        f"{RES}/logs/init/{{dataset}}_{{model}}_{{init}}_seed{{seed}}.log",
+        P.log_path(PRESET, "init", "{dataset}_{model}_{init}_seed{seed}"),
     params:
-        key=lambda w: G.init_key(config, {"dataset": w.dataset, "model": w.model, "init": w.init,
-                                          "seeds": {"init": int(w.seed)}}),
+        key=lambda w: V.init_key(config, init_cell(w)),
+        seed=lambda w: init_cell(w)["seeds"]["init"],
     threads: 1
     resources:
-        mem_mb=res("data", "mem_mb", 4000),
-        runtime=10,
+        mem_mb=res("init", "mem_mb", 2000),
+        runtime=res("init", "runtime", 10),
     shell:
         "{CLI} init --model {wildcards.model} --dataset {wildcards.dataset} --scheme {wildcards.init} "
-        "--seed {wildcards.seed} --out {output} > {log} 2>&1"
+        "--seed {params.seed} --out {output} > {log} 2>&1"
 
 
 def init_of(w):
-    c = cell(w)
-    return G.init_path({**c, "seed": c["seeds"]["init"] - G.SEED_OFFSETS["init"]}, "results")
+    return P.init_path(cell(w))
+
+
+def prune_flags(c):
+    p = c["pruning"]
+    flags = [
+        "--jsv" if c["jsv"] else "",
+        f"--jsv-examples {p['jsv_examples']}" if "jsv_examples" in p else "",
+        "--allow-collapse" if p.get("allow_collapse") else "",
+        "--no-augment" if p.get("augment") is False else "",
+        f"--scope {p['scope']}" if "scope" in p else "",
+        f"--samples-per-class {p['samples_per_class']}" if "samples_per_class" in p else "",
+    ]
+    return " ".join(f for f in flags if f)
 
 
 rule prune:
     input:
         init=init_of,
-        data=f"{RES}/data/{{dataset}}.json",
+        data=P.data_manifest(PRESET, "{dataset}"),
         code=lambda w: sources("prune", cell(w)["method"]),
     output:
-        mask=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/mask.safetensors",
-        report=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/prune.json",
-        timing=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/prune_timing.json",
+        mask=f"{CELL}/mask.safetensors",
+        report=f"{CELL}/prune.json",
+        timing=f"{CELL}/prune_timing.json",
     log:
-        f"{RES}/logs/prune/{{dataset}}_{{model}}_{{init}}_{{arm}}_s{{sparsity}}_seed{{seed}}.log",
+        P.log_path(PRESET, "prune", JOB),
     params:
-        key=lambda w: G.prune_key(config, cell(w)),
+        key=lambda w: V.prune_key(config, cell(w)),
         method=lambda w: cell(w)["method"],
         options=lambda w: qjson(cell(w)["options"]),
         batch=lambda w: cell(w)["pruning"].get("batch_size", 128),
         seed=lambda w: cell(w)["seeds"]["prune"],
         hash=lambda w: G.cell_hash(cell(w)),
-        extra=lambda w: " ".join(
-            x
-            for x in (
-                "--jsv" if cell(w)["jsv"] else "",
-                f"--jsv-examples {cell(w)['pruning']['jsv_examples']}" if "jsv_examples" in cell(w)["pruning"] else "",
-                "--allow-collapse" if cell(w)["pruning"].get("allow_collapse") else "",
-                "--no-augment" if cell(w)["pruning"].get("augment") is False else "",
-                f"--scope {cell(w)['pruning']['scope']}" if "scope" in cell(w)["pruning"] else "",
-                f"--samples-per-class {cell(w)['pruning']['samples_per_class']}"
-                if "samples_per_class" in cell(w)["pruning"]
-                else "",
-            )
-            if x
-        ),
+        extra=lambda w: prune_flags(cell(w)),
     threads: THREADS
     resources:
         gpu=res("prune", "gpu", 0),
@@ -95,24 +100,24 @@ rule prune:
 rule isometry:
     input:
         init=init_of,
-        mask=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/mask.safetensors",
-        data=f"{RES}/data/{{dataset}}.json",
+        mask=f"{CELL}/mask.safetensors",
+        data=P.data_manifest(PRESET, "{dataset}"),
         code=sources("isometry"),
     output:
-        weights=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/weights_ai.safetensors",
-        report=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/isometry.json",
+        weights=f"{CELL}/weights_ai.safetensors",
+        report=f"{CELL}/isometry.json",
     log:
-        f"{RES}/logs/isometry/{{dataset}}_{{model}}_{{init}}_{{arm}}_s{{sparsity}}_seed{{seed}}.log",
+        P.log_path(PRESET, "isometry", JOB),
     params:
-        key=lambda w: G.isometry_key(config, cell(w)),
+        key=lambda w: V.isometry_key(config, cell(w)),
         steps=lambda w: cell(w)["isometry"].get("steps", 10000),
         lr=lambda w: cell(w)["isometry"].get("lr", 0.1),
         jsv=lambda w: "--jsv" if cell(w)["jsv"] else "",
     threads: THREADS
     resources:
-        gpu=res("prune", "gpu", 0),
-        mem_mb=res("prune", "mem_mb", 8000),
-        runtime=res("prune", "runtime", 60),
+        gpu=res("isometry", "gpu", 0),
+        mem_mb=res("isometry", "mem_mb", 4000),
+        runtime=res("isometry", "runtime", 60),
     shell:
         "{CLI} isometry --init {input.init} --mask {input.mask} --steps {params.steps} --lr {params.lr} "
         "--data {input.data} {params.jsv} --threads {threads} --device {DEVICE} "
@@ -121,10 +126,11 @@ rule isometry:
 
 def train_inputs(w):
     c = cell(w)
-    d = G.cell_dir(c)
-    inp = {"data": f"{RES}/data/{c['dataset']}.json"}
+    d = P.cell_dir(c)
+    info = M.method_info(c["method"])
+    inp = {"data": P.data_manifest(PRESET, c["dataset"])}
     inp["init"] = f"{d}/weights_ai.safetensors" if c["isometry"] else init_of(w)
-    if c["method"] in G.AT_INIT:
+    if info.at_init:
         inp["mask"] = f"{d}/mask.safetensors"
     inp["code"] = sources("train", c["method"])
     return inp
@@ -132,10 +138,11 @@ def train_inputs(w):
 
 def train_flags(w):
     c = cell(w)
+    info = M.method_info(c["method"])
     flags = []
-    if c["method"] in G.AT_INIT:
-        flags.append(f"--mask {G.cell_dir(c)}/mask.safetensors")
-    if c["method"] in G.DURING:
+    if info.at_init:
+        flags.append(f"--mask {P.cell_dir(c)}/mask.safetensors")
+    if info.during:
         flags += [f"--during {c['method']}", f"--target-sparsity {c['sparsity']}",
                   f"--during-options {qjson(c['options'])}"]
     if config.get("val_fraction"):
@@ -147,17 +154,17 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        metrics=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/metrics.json",
-        timing=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/timing.json",
-        manifest=f"{RES}/{{dataset}}/{{model}}/{{init}}/{{arm}}/s{{sparsity}}/seed{{seed}}/manifest.json",
+        metrics=f"{CELL}/metrics.json",
+        timing=f"{CELL}/timing.json",
+        manifest=f"{CELL}/manifest.json",
     log:
-        f"{RES}/logs/train/{{dataset}}_{{model}}_{{init}}_{{arm}}_s{{sparsity}}_seed{{seed}}.log",
+        P.log_path(PRESET, "train", JOB),
     params:
-        key=lambda w: G.train_key(config, cell(w)),
+        key=lambda w: V.train_key(config, cell(w)),
         config=lambda w: qjson({**cell(w)["train"], "seed": cell(w)["seeds"]["data"]}),
         flags=train_flags,
         hash=lambda w: G.cell_hash(cell(w)),
-        outdir=lambda w: G.cell_dir(cell(w)),
+        outdir=lambda w: P.cell_dir(cell(w)),
     threads: THREADS
     resources:
         gpu=res("train", "gpu", 0),

@@ -35,14 +35,33 @@ def test_presets_validate(preset):
     assert cfg["preset"] == preset and len(expand(cfg)) > 0
 
 
-@pytest.mark.parametrize("cmd", ["data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report", "bench"])
-def test_cli_help_explains_every_option(cmd):
-    out = subprocess.run([sys.executable, "-m", "prunebench.cli", cmd, "--help"], capture_output=True, text=True)
-    assert out.returncode == 0
-    # every option line carries a help text
-    from prunebench.cli import build_parser
+def test_cli_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "prunebench", "--help"], capture_output=True, text=True)
+    from prunebench.cli import COMMANDS
 
-    sub = build_parser()._subparsers._group_actions[0].choices[cmd]
-    for action in sub._actions:
+    assert out.returncode == 0 and all(f"  {c} " in out.stdout for c in COMMANDS)
+    bad = subprocess.run([sys.executable, "-m", "prunebench", "trian"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr
+
+
+@pytest.mark.parametrize("cmd", __import__("prunebench.cli", fromlist=["COMMANDS"]).COMMANDS)
+def test_cli_help_explains_every_option(cmd):
+    out = subprocess.run([sys.executable, "-m", "prunebench", cmd, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("usage: prunebench " + cmd)
+    from prunebench.cli import command_parser
+
+    for action in command_parser(cmd)._actions:  # every option line carries a help text
         if action.dest != "help":
             assert action.help, f"{cmd} --{action.dest} has no help"
+
+
+def test_wheel_ships_the_schemas(tmp_path):
+    """Package data is found from an installed wheel, not only from a checkout."""
+    import zipfile
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                        str(tmp_path), str(REPO)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    names = zipfile.ZipFile(next(tmp_path.glob("prunebench-*.whl"))).namelist()
+    assert "prunebench/schemas/preset.yaml" in names
+    assert "prunebench/cli/prune.py" in names and "prunebench/pruners/fggp.py" in names

@@ -6,24 +6,21 @@ Public API (see README):
     prunebench.prune(model, method, sparsity, batches, **options) -> Mask
     prunebench.Mask                                   (masks.py)
 """
+import importlib
+
 from prunebench.errors import PrunebenchError
 
 __version__ = "0.1.0"
 
+# Lazy attributes: importing the package imports no torch. The modules are named as strings (imported on
+# first access), so that a pipeline step's provenance (prunebench.provenance) does not count them as run.
+_LAZY = {"build_model": "prunebench.models", "prunable_parameters": "prunebench.models", "MODELS": "prunebench.models",
+         "initialize": "prunebench.init", "Mask": "prunebench.masks", "prune": "prunebench.pruners.registry"}
 
-def __getattr__(name):  # lazy: importing the package must not import torch-heavy modules eagerly
-    if name in ("build_model", "prunable_parameters", "MODELS"):
-        from prunebench import models
-        return getattr(models, name)
-    if name == "initialize":
-        from prunebench.init import initialize
-        return initialize
-    if name == "Mask":
-        from prunebench.masks import Mask
-        return Mask
-    if name == "prune":
-        from prunebench.pruners import prune
-        return prune
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
 
 

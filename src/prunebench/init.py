@@ -99,3 +99,25 @@ def load_init(path, model: nn.Module) -> dict:
         raise PrunebenchError(f"init file {str(path)!r} does not fit the model: {what}")
     model.load_state_dict(tensors)
     return meta
+
+
+def init_metadata(path) -> dict:
+    """The metadata of an initialization file (header only): model, dataset, scheme, seed. A file that was
+    not written by `save_init` is a one-line error."""
+    from prunebench.errors import PrunebenchError
+    from prunebench.io import read_metadata
+
+    meta = read_metadata(path, what="init file")
+    if "model" not in meta or "dataset" not in meta:
+        raise PrunebenchError(f"init file {str(path)!r} has no model metadata (not written by prunebench init)")
+    return meta
+
+
+def model_from_init(path, device="cpu") -> tuple:
+    """(model, metadata): the model named in an initialization file, with its weights, on `device`."""
+    from prunebench.models import build_model
+
+    meta = init_metadata(path)
+    model = build_model(meta["model"], meta["dataset"])
+    load_init(path, model)
+    return model.to(device), meta

@@ -68,6 +68,20 @@ def save_tensors(path, tensors: dict, metadata: dict) -> None:
         save_file(tensors, str(tmp), metadata={"prunebench": canonical_json(metadata)})
 
 
+def read_metadata(path, what="file") -> dict:
+    """The prunebench metadata of a safetensors file, reading only its header (a cheap check before work)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise PrunebenchError(f"missing {what} {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("prunebench", "{}"))
+    except Exception as e:  # safetensors raises several types for truncated/corrupt headers
+        raise PrunebenchError(f"corrupt {what} {str(path)!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
 def load_tensors(path, what="file"):
     """Return (tensors, metadata) from a safetensors file written by `save_tensors`."""
     from safetensors import safe_open

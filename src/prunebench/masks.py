@@ -84,6 +84,11 @@ class Mask:
         Bias entries (SNIP's `prune_bias`) do not count: a layer without biases is still connected."""
         return [n for n, m in self.masks.items() if not n.endswith("bias") and not bool(m.any())]
 
+    def report(self) -> dict:
+        """Density, counts, collapsed layers and the per-layer table (written next to every pruned mask)."""
+        return {"density": self.density, "kept": self.kept, "total": self.total, "collapsed": self.collapsed(),
+                "layers": self.layer_report()}
+
     def check_collapse(self, allow: bool = False) -> list:
         bad = self.collapsed()
         if bad and not allow:

@@ -69,11 +69,11 @@ TABLE = (
                "foresight connection sensitivity |theta0 * dL(theta0*m)/dtheta|, mask recomputed each step"),
     MethodInfo("prospr", AT_INIT_KIND, _P + "prospr", "A.8", "ProsPr", PALETTE[4], "*", "-",
                "meta-gradient of the loss after M inner SGD steps w.r.t. the mask"),
-    MethodInfo("fggp", DURING_KIND, _P + "gradual", "A.9", "FGGP", PALETTE[1], "o", "-",
+    MethodInfo("fggp", DURING_KIND, _P + "fggp", "A.9", "FGGP", PALETTE[1], "o", "-",
                "gradient-first, magnitude-next gradual pruning at a fixed selection rate"),
-    MethodInfo("gmp", DURING_KIND, _P + "gradual", "A.9", "GMP", PALETTE[5], "s", "-",
+    MethodInfo("gmp", DURING_KIND, _P + "gmp", "A.9", "GMP", PALETTE[5], "s", "-",
                "gradual magnitude pruning on the same schedule"),
-    MethodInfo("mfgn_annealed", DURING_KIND, _P + "gradual", "A.9", "MFGN (annealed)", PALETTE[2], "D", "-",
+    MethodInfo("mfgn_annealed", DURING_KIND, _P + "mfgn", "A.9", "MFGN (annealed)", PALETTE[2], "D", "-",
                "magnitude-first, gradient-next with a cosine-annealed regrowth fraction"),
 )
 METHODS = {m.name: m for m in TABLE}

@@ -1,4 +1,4 @@
-"""Determinism, devices and run manifests (DESIGN.md "Determinism")."""
+"""Determinism, devices and run manifests (one seed per concern, pinned threads, deterministic algorithms)."""
 from __future__ import annotations
 
 import os
@@ -61,10 +61,10 @@ def versions() -> dict:
     import torch
 
     out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__}
-    try:
-        import torchvision
+    try:  # the installed version, without importing torchvision (over a second per job)
+        from importlib.metadata import version
 
-        out["torchvision"] = torchvision.__version__
+        out["torchvision"] = version("torchvision")
     except Exception:  # torchvision is optional at run time
         out["torchvision"] = "unavailable"
     from prunebench import __version__

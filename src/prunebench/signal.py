@@ -175,3 +175,12 @@ def jacobian_singular_values(model, inputs: torch.Tensor, method: str = "auto", 
     if return_values:
         out["values"] = sv
     return out
+
+
+def data_jsv(model, data, examples: int, device=None) -> dict:
+    """Jacobian singular-value statistics of `model` on the first `examples` training examples of a prepared
+    data set (SPP's check.py measures on the training split, docs/methods.md A.7)."""
+    from prunebench.data import eval_batches
+
+    x, _ = next(iter(eval_batches(data, "train", examples)))
+    return jacobian_singular_values(model, x[:examples].to(device or _device(model)))

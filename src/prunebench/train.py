@@ -52,12 +52,29 @@ class TrainConfig:
     compile: bool = False                  # torch.compile on CUDA
     metrics: tuple = field(default=("test",))  # splits evaluated every epoch: test, val
 
+    # (field, low, high, low excluded, high excluded): every number is finite and in its range, checked
+    # before training starts (a learning rate of nan or 1e6 is a typo, not an experiment).
+    RANGES = (("lr", 0.0, 10.0, True, False), ("momentum", 0.0, 1.0, False, True), ("gamma", 0.0, 1.0, True, False),
+              ("weight_decay", 0.0, 1.0, False, True), ("label_smoothing", 0.0, 1.0, False, True))
+
     def __post_init__(self):
         choose("lr schedule", self.schedule, SCHEDULES)
-        if self.epochs < 1:
-            raise PrunebenchError(f"invalid epochs {self.epochs!r}: must be >= 1")
-        if self.batch_size < 1:
-            raise PrunebenchError(f"invalid batch_size {self.batch_size!r}: must be >= 1")
+        for name in ("epochs", "batch_size", "eval_batch_size", "steps_per_epoch", "seed"):
+            v = getattr(self, name)
+            lo = 0 if name in ("steps_per_epoch", "seed") else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise PrunebenchError(f"invalid {name} {v!r}: must be an integer >= {lo}")
+        for name, lo, hi, lo_open, hi_open in self.RANGES:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi):
+                rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+                raise PrunebenchError(f"invalid {name} {v!r}: must be a finite number in {rng}")
+        for name in ("nesterov", "augment", "amp", "channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise PrunebenchError(f"invalid {name} {getattr(self, name)!r}: must be true or false")
+        for m in self.metrics:
+            choose("metric split", m, ("test", "val"))
         for m in self.milestones:
             if not 0 < float(m) <= 1:
                 raise PrunebenchError(f"invalid milestone {m!r}: milestones are fractions of training in (0, 1]")

@@ -1,14 +1,24 @@
-"""Pruning at initialization: one module per method on shared helpers (reference/methods.md A.0-A.8).
+"""Pruning: at initialization one class per method on shared helpers (docs/methods.md A.0-A.8), during
+training in `pruners.during` (A.9).
 
     from prunebench.pruners import prune
     mask = prune(model, "force", 0.99, batches, steps=60, loss="ce")
 
-Methods: random, magnitude, snip, grasp, synflow, iter_snip, force, prospr (see `registry.METHODS` and
-each module's docstring). `PAPER_VS_CODE_OPTIONS` lists every option where the paper and its official
-code differ (the paper is always the default).
+The methods are the rows of `prunebench.methods`; each at-init method is a `Pruner` subclass
+(`pruners.base`) with typed `Options`, found by `pruner_class(name)`. `paper_vs_code()` lists every option
+where the paper's text and its official code differ.
 """
-from prunebench.pruners.registry import (METHOD_NAMES, METHODS, PAPER_VS_CODE_OPTIONS, paper_vs_code_markdown,
-                                         prune, resolve_options, scores)
+import importlib
 
-__all__ = ["prune", "scores", "METHODS", "METHOD_NAMES", "PAPER_VS_CODE_OPTIONS", "paper_vs_code_markdown",
-           "resolve_options"]
+# Lazy: importing one method's module (e.g. prunebench.pruners.fggp) must not run the registry, so the
+# names below are resolved on first access (and, being strings, are not counted as run by provenance).
+_LAZY = ("prune", "scores", "pruner_class", "paper_vs_code", "resolve_options")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module("prunebench.pruners.registry"), name)
+    raise AttributeError(name)
+
+
+__all__ = list(_LAZY)

@@ -87,13 +87,3 @@ def select(scores: dict, density: float | dict | None = None, scope: str = "glob
             d = density[n] if isinstance(density, dict) else density
             masks[n] = top_mask(f, keep_count(f.numel(), d), elig[i] if elig is not None else None).reshape(scores[n].shape)
     return Mask(masks)
-
-
-def exp_schedule(final_density: float, steps: int) -> list:
-    """FORCE/SynFlow exponential schedule: d_t = d^(t/T), t = 1..T (methods.md A.3, E.4)."""
-    return [final_density ** (t / steps) for t in range(1, steps + 1)]
-
-
-def linear_schedule(final_density: float, steps: int) -> list:
-    """FORCE linear schedule: d_t = 1 - t (1 - d) / T."""
-    return [1.0 - t * (1.0 - final_density) / steps for t in range(1, steps + 1)]

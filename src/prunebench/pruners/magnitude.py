@@ -1,19 +1,19 @@
-"""Magnitude pruning at initialization (baseline; methods.md A.0 conventions).
+"""Magnitude pruning at initialization (baseline; docs/methods.md A.0).
 
 score = |theta| of every Conv2d/Linear weight; keep the largest, globally (default) or per layer.
-Data-free: `batches` is ignored. Ties (e.g. exact zeros of a delta-orthogonal init) are broken by
+Data-free: batches are ignored. Ties (e.g. exact zeros of a delta-orthogonal init) are broken by
 position, as everywhere (`common.select`).
 """
 from __future__ import annotations
 
 from prunebench.models import prunable_parameters
-from prunebench.pruners.common import select
+from prunebench.pruners.base import Pruner
 
 
-def scores(model) -> dict:
-    """|theta| per prunable weight (a detached copy; the model is not modified)."""
-    return {n: w.detach().abs().clone() for n, w in prunable_parameters(model).items()}
+class Magnitude(Pruner):
+    name = "magnitude"
+    needs_data = False
 
-
-def prune_mask(model, stream, density, scope, seed):
-    return select(scores(model), density, scope)
+    def scores(self, model, batches=None, seed: int = 0) -> dict:
+        """|theta| per prunable weight (a detached copy; the model is not modified)."""
+        return {n: w.detach().abs().clone() for n, w in prunable_parameters(model).items()}

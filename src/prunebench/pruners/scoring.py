@@ -1,4 +1,4 @@
-"""Shared scoring helpers for the pruners (methods.md A.0-A.8).
+"""Shared scoring helpers for the pruners (docs/methods.md A.0-A.8).
 
 - `BatchStream`: one way to draw `(inputs, targets)` batches from what the caller passed.
 - `loss_value`: the scoring losses (cross-entropy, -logit of the target, uniform-label variants).
@@ -108,6 +108,13 @@ class BatchStream:
         return x, y
 
 
+def as_stream(batches, model, what) -> BatchStream:
+    """`batches` as a BatchStream on the model's device (a BatchStream is passed through)."""
+    if isinstance(batches, BatchStream):
+        return batches
+    return BatchStream(batches, model_device(model), what)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Losses
 
@@ -161,6 +168,21 @@ def scoring_copy(model: nn.Module, bn_mode: str = "train", names=None) -> tuple:
     for n, p in params.items():
         p.requires_grad_(n in names)
     return net, {n: params[n] for n in names}
+
+
+def reinit_copy(net, scheme, seed, linear_only=False):
+    """Re-draw the Conv2d/Linear weights of a scoring copy in place with the init `scheme`, from
+    Generator(seed) (mil-ad/snip's and GraSP's re-initialised scoring copies, docs/methods.md A.1, A.4)."""
+    from prunebench.init import init_weight
+
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for m in prunable_modules(net).values():
+            if linear_only and not isinstance(m, nn.Linear):
+                continue
+            w = torch.empty(m.weight.shape, dtype=torch.float32)
+            init_weight(w, scheme, gen)
+            m.weight.copy_(w.to(m.weight.device, m.weight.dtype))
 
 
 def prunable_biases(model: nn.Module) -> dict:

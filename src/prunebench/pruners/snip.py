@@ -1,82 +1,66 @@
-"""SNIP: single-shot connection sensitivity (Lee, Ajanthan, Torr, ICLR 2019; methods.md A.1, E.6).
+"""SNIP: single-shot connection sensitivity (Lee, Ajanthan, Torr, ICLR 2019; docs/methods.md A.1, E.6).
 
     s_j = | dL(c * theta0) / dc_j |  at c = 1   =  | theta0_j * dL/dtheta_j |
 
 keep the round(N * density) largest s_j (globally by default; the normalisation s / sum(s) of the paper
-does not change the ranking and is skipped).
+does not change the ranking and is skipped). Options (the field metadata says where paper and code differ):
 
-Choices (methods.md leaves room; the paper/official TF code is the default, other code is an option):
-
-- `num_batches` (1): the gradient is averaged over that many batches (SNIP: one mini-batch, 100 on MNIST,
-  128 on CIFAR). Averaging = SPP's |sum g| up to a constant (A.7), so SPP's epoch-long sum is
-  `num_batches = ceil(n_train / 100)`.
-- `bn_mode` ("eval"): BatchNorm in inference mode while scoring, as the official TF code (`is_train:
-  False`); "train" uses batch statistics (FORCE/Iter SNIP code, ProsPr).
-- `loss` ("ce"): cross-entropy on the logits; "neg_logit" = -logit of the target (what FORCE's code
-  computes with nll_loss on raw logits, A.3 pitfall 1).
-- `labels` ("true"): "uniform" replaces the labels by the uniform distribution (SPP unsupervised
-  pruning, A.7 `fake_uniform`).
-- `prune_bias` (False): the official TF code ranks biases together with weights (A.0, A.1, E.6). With
-  True, biases of Conv2d/Linear layers enter the same ranking and the returned Mask covers weights *and*
-  biases ("<layer>.bias" entries); sparsity then counts biases too, as in the TF code. Layer collapse
+- `num_batches` (1): the gradient is averaged over that many batches. Averaging = SPP's |sum g| up to a
+  constant (A.7), so SPP's epoch-long sum is `num_batches = ceil(n_train / 100)` with batches of 100.
+- `bn_mode` ("eval"), `loss` ("ce"), `labels` ("true" | "uniform": SPP's unsupervised pruning, A.7).
+- `prune_bias` (False): biases of Conv2d/Linear layers enter the same ranking and the Mask covers weights
+  *and* biases ("<layer>.bias" entries); sparsity then counts biases too, as in the TF code. Layer collapse
   is checked on the weight entries only.
-- `reinit` (None): re-initialise the prunable weights of the *scoring copy* with an `prunebench.init`
-  scheme drawn from the seed before scoring (mil-ad/snip, the PyTorch port, uses "xavier_normal";
-  the TF code scores a separate draw `weights_bp`). The scores then use the re-initialised weights.
-
-`scores` is the building block other modules (FGGP, signal propagation) import.
+- `reinit` (None): re-initialise the prunable weights of the *scoring copy* with an init scheme drawn from
+  the seed before scoring; the scores then use the re-initialised weights.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from prunebench.pruners.common import select
-from prunebench.pruners.scoring import BatchStream, mean_gradient, model_device, prunable_biases, scoring_copy
 from prunebench.models import prunable_parameters
+from prunebench.pruners.base import (Options, Pruner, boolean, bn_mode_option, init_scheme, integer, labels_option,
+                                     loss_option, option)
+from prunebench.pruners.scoring import as_stream, mean_gradient, prunable_biases, reinit_copy, scoring_copy
 
 
-def as_stream(batches, model, what) -> BatchStream:
-    if isinstance(batches, BatchStream):
-        return batches
-    return BatchStream(batches, model_device(model), what)
+class Snip(Pruner):
+    name = "snip"
 
+    @dataclass(frozen=True)
+    class Options(Options):
+        method = "snip"
+        num_batches: int = option(1, "batches whose gradients are averaged", check=integer(1))
+        bn_mode: str = bn_mode_option(
+            "eval", paper="eval (TF code: is_train False)", official="eval (TF); train (PyTorch ports)",
+            section="A.1, E.6", note="the TF code scores in inference mode; the PyTorch ports FORCE, GraSP and "
+            "ProsPr used (FORCE's iterative pruner with one step, ProsPr with M = 0) score in train mode")
+        loss: str = loss_option()
+        labels: str = labels_option()
+        prune_bias: bool = option(
+            False, "rank Conv2d/Linear biases together with the weights", check=boolean,
+            paper="weights only", official=True, section="A.0, A.1, E.6",
+            note="the official TF code (and SPP's) ranks weights and biases together; the PyTorch ports prune "
+            "weights only")
+        reinit: str | None = option(
+            None, "re-initialise the scoring copy with this init scheme first", check=init_scheme,
+            paper="none", official="xavier_normal (mil-ad/snip)", section="A.1",
+            note="mil-ad/snip, the PyTorch port, scores a xavier_normal re-initialised copy; the TF code scores a "
+            "separate draw of the same initializer (weights_bp)")
 
-def reinit_copy(net, scheme, seed, linear_only=False):
-    """Re-draw the Conv2d/Linear weights of a scoring copy in place with `scheme` from Generator(seed)."""
-    from prunebench.init import init_weight
-    from prunebench.models import prunable_modules
-
-    gen = torch.Generator().manual_seed(int(seed))
-    with torch.no_grad():
-        for m in prunable_modules(net).values():
-            if linear_only and not isinstance(m, torch.nn.Linear):
-                continue
-            w = torch.empty(m.weight.shape, dtype=torch.float32)
-            init_weight(w, scheme, gen)
-            m.weight.copy_(w.to(m.weight.device, m.weight.dtype))
-
-
-def scores(model, batches, *, num_batches: int = 1, bn_mode: str = "eval", loss: str = "ce",
-           labels: str = "true", prune_bias: bool = False, reinit=None, seed: int = 0) -> dict:
-    """SNIP saliency |theta * mean_b dL_b/dtheta| per prunable tensor (methods.md A.1).
-
-    Returns name -> tensor (on the model's device), weights in layer order then (prune_bias) biases.
-    The caller's model is not modified: scoring runs on a deep copy.
-    """
-    names = list(prunable_parameters(model))
-    if prune_bias:
-        names += list(prunable_biases(model))
-    stream = as_stream(batches, model, "snip")
-    with torch.enable_grad():
-        net, tensors = scoring_copy(model, bn_mode, names)
-        if reinit is not None:
-            reinit_copy(net, reinit, seed)
-        g = mean_gradient(net, tensors, stream, num_batches, loss, labels)
-        return {n: (tensors[n].detach() * g[n]).abs_() for n in names}
-
-
-def prune_mask(model, stream, density, scope, seed, num_batches=1, bn_mode="eval", loss="ce",
-               labels="true", prune_bias=False, reinit=None):
-    s = scores(model, stream, num_batches=num_batches, bn_mode=bn_mode, loss=loss, labels=labels,
-               prune_bias=prune_bias, reinit=reinit, seed=seed)
-    return select(s, density, scope)
+    def scores(self, model, batches, seed: int = 0) -> dict:
+        """SNIP saliency |theta * mean_b dL_b/dtheta| per prunable tensor (docs/methods.md A.1): name -> tensor
+        on the model's device, weights in layer order then (prune_bias) biases. Scores a deep copy."""
+        o = self.options
+        names = list(prunable_parameters(model))
+        if o.prune_bias:
+            names += list(prunable_biases(model))
+        stream = as_stream(batches, model, "snip")
+        with torch.enable_grad():
+            net, tensors = scoring_copy(model, o.bn_mode, names)
+            if o.reinit is not None:
+                reinit_copy(net, o.reinit, seed)
+            g = mean_gradient(net, tensors, stream, o.num_batches, o.loss, o.labels)
+            return {n: (tensors[n].detach() * g[n]).abs_() for n in names}

@@ -1,5 +1,5 @@
-"""The public pruning API: exact counts, determinism, errors, collapse, metadata, the model zoo
-(reference/methods.md A.0; DESIGN.md conventions)."""
+"""The public pruning API over the method table: exact counts, determinism, errors, collapse, metadata,
+the model zoo (docs/methods.md A.0)."""
 import json
 
 import pytest
@@ -8,49 +8,23 @@ import torch.nn as nn
 
 from prunebench.errors import PrunebenchError
 from prunebench.masks import Mask
+from prunebench.methods import at_init
 from prunebench.models import build_model, prunable_parameters
-from prunebench.pruners import METHODS, PAPER_VS_CODE_OPTIONS, paper_vs_code_markdown, prune, scores
+from prunebench.pruners import paper_vs_code, prune, pruner_class, scores
 from prunebench.pruners.common import keep_count
-from prunebench.pruners.scoring import BatchStream
-
-FEW = {"iter_snip": {"steps": 2}, "force": {"steps": 2}, "synflow": {"iterations": 2},
-       "prospr": {"inner_steps": 1}}
-
-
-class SmallCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 4, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(4)
-        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
-        self.fc = nn.Linear(6, 3)
-
-    def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.conv2(x))
-        return self.fc(x.mean((2, 3)))
-
-
-def small():
-    torch.manual_seed(0)
-    return SmallCNN()
-
-
-def data(n=2, bs=6, shape=(1, 6, 6), classes=3, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(bs, *shape, generator=g), torch.randint(0, classes, (bs,), generator=g))
-            for _ in range(n)]
+from toys import FEW, data, small
 
 
 def test_registry_lists_every_method():
-    assert set(METHODS) == {"random", "magnitude", "snip", "grasp", "synflow", "iter_snip", "force", "prospr"}
-    for row in PAPER_VS_CODE_OPTIONS:
-        assert row["option"] in METHODS[row["method"]].options
-        assert METHODS[row["method"]].options[row["option"]][0] == row["default"]
-    assert paper_vs_code_markdown().count("\n") == len(PAPER_VS_CODE_OPTIONS) + 1
+    assert set(at_init()) == {"random", "magnitude", "snip", "grasp", "synflow", "iter_snip", "force", "prospr"}
+    for method in at_init():
+        cls = pruner_class(method)
+        assert cls.name == method and cls.Options.method == method
+    rows = paper_vs_code()
+    assert rows and all(row["default"] == pruner_class(row["method"]).Options.defaults()[row["option"]] for row in rows)
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(at_init()))
 def test_exact_kept_count_and_model_untouched(method):
     net = small()
     net.train()
@@ -66,7 +40,7 @@ def test_exact_kept_count_and_model_untouched(method):
     assert net.training and all(p.grad is None and p.requires_grad for p in net.parameters())
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(at_init()))
 def test_layerwise_scope_keeps_exact_count_per_layer(method):
     net = small()
     mask = prune(net, method, 0.5, data(), scope="layerwise", **FEW.get(method, {}))
@@ -85,46 +59,6 @@ def test_same_seed_same_mask_bytes(method, tmp_path):
     assert (tmp_path / "a.mask").read_bytes() == (tmp_path / "b.mask").read_bytes()
     loaded = Mask.load(tmp_path / "a.mask", net)
     assert loaded == a and loaded.metadata["options"] == a.metadata["options"]
-
-
-def test_random_seed_and_uniform_global_density():
-    net = build_model("lenet300", "mnist")
-    a, b = prune(net, "random", 0.9, seed=0), prune(net, "random", 0.9, seed=1)
-    assert a != b
-    assert a == prune(net, "random", 0.9, seed=0)
-    for r in a.layer_report():  # uniform global: each layer ~ the target density (1000+ weights each)
-        assert abs(r["density"] - 0.1) < 0.04
-    # the random mask depends on the seed and shapes only, not on the weights
-    other = build_model("lenet300", "mnist")
-    assert prune(other, "random", 0.9, seed=0) == a
-
-
-def test_random_given_layer_densities():
-    net = small()
-    dens = {"conv1.weight": 0.5, "conv2.weight": 0.1, "fc.weight": 1.0}
-    n = {k: v.numel() for k, v in prunable_parameters(net).items()}
-    total_kept = sum(keep_count(n[k], d) for k, d in dens.items())
-    sparsity = 1 - total_kept / sum(n.values())
-    mask = prune(net, "random", sparsity, densities=dens)
-    assert {r["name"]: r["kept"] for r in mask.layer_report()} == {k: keep_count(n[k], d) for k, d in dens.items()}
-    assert mask.metadata["scope"] == "layerwise"
-    with pytest.raises(PrunebenchError, match="missing 'fc.weight'"):
-        prune(net, "random", sparsity, densities={"conv1.weight": 0.5, "conv2.weight": 0.1})
-    with pytest.raises(PrunebenchError, match="sparsity asks"):
-        prune(net, "random", 0.01, densities=dens)
-
-
-def test_ties_broken_by_position():
-    net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.fill_(0.5)
-    mask = prune(net, "magnitude", 1 - 7 / 18, allow_collapse=True)  # keep 7 of 18 equal scores: the first 7 in layer order
-    flat = torch.cat([mask[n].reshape(-1) for n in mask])
-    assert flat.tolist() == [True] * 7 + [False] * 11
-    lw = prune(net, "magnitude", 0.5, scope="layerwise")
-    assert lw["0.weight"].reshape(-1).tolist() == [True] * 6 + [False] * 6
-    assert lw["1.weight"].reshape(-1).tolist() == [True] * 3 + [False] * 3
 
 
 def test_errors_are_one_line():
@@ -183,47 +117,6 @@ def test_metadata_and_profile():
     assert mask.profile["device"] == "cpu"
 
 
-def test_batch_stream_semantics():
-    b = data(3)
-    s = BatchStream(b)
-    assert [s.next()[0].data_ptr() for _ in range(4)] == [x.data_ptr() for x, _ in b + b[:1]]  # cycled
-    single = BatchStream(b[0])
-    assert single.next()[0] is b[0][0] and single.next()[0] is b[0][0]
-
-    class Loader:  # re-iterable (like a DataLoader): restarted when exhausted
-        def __iter__(self):
-            return iter(b[:2])
-
-    s = BatchStream(Loader())
-    assert [s.next()[0].data_ptr() for _ in range(3)] == [b[0][0].data_ptr(), b[1][0].data_ptr(), b[0][0].data_ptr()]
-
-    drawn = []
-
-    def fresh():  # an infinite iterator: FORCE draws num_batches fresh batches per step
-        i = 0
-        while True:
-            drawn.append(i)
-            yield data(1, seed=100 + i)[0]
-            i += 1
-
-    prune(small(), "force", 0.5, fresh(), steps=3, num_batches=2)
-    assert len(drawn) == 6
-
-
-def test_snip_prune_bias_ranks_biases_too():
-    net = small()
-    with torch.no_grad():
-        net.fc.bias.copy_(torch.tensor([5.0, -5.0, 0.0]))
-    b = data()
-    mask = prune(net, "snip", 0.5, b, prune_bias=True)
-    assert list(mask)[-2:] == ["conv2.bias", "fc.bias"]
-    n = sum(p.numel() for p in prunable_parameters(net).values()) + 6 + 3
-    assert mask.total == n and mask.kept == keep_count(n, 0.5) and mask.metadata["biases_in_mask"]
-    s = scores(net, "snip", b, prune_bias=True)
-    assert s["fc.bias"][2] == 0 and s["fc.bias"][0] > 0  # |b * g|: the zero bias scores 0
-    assert not prune(net, "snip", 0.5, b).metadata["biases_in_mask"]
-
-
 def test_scores_entry_point():
     net = small()
     b = data()
@@ -252,7 +145,7 @@ def test_model_zoo_every_method(name, dataset, shape):
     b = data(2, bs=8, shape=shape, classes=10)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     n = sum(p.numel() for p in prunable_parameters(net).values())
-    for method in METHODS:
+    for method in at_init():
         opts = dict(FEW.get(method, {}))
         if method == "grasp":
             opts["chunks"] = 2
@@ -260,16 +153,3 @@ def test_model_zoo_every_method(name, dataset, shape):
         assert mask.kept == keep_count(n, 0.05), method
         assert not mask.metadata["collapsed"]
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-
-
-def test_snip_reinit_scores_a_redrawn_copy():
-    net = small()
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    b = data()
-    a = scores(net, "snip", b, reinit="xavier_normal", seed=3)
-    assert all(torch.equal(a[k], v) for k, v in scores(net, "snip", b, reinit="xavier_normal", seed=3).items())
-    assert not torch.equal(a["fc.weight"], scores(net, "snip", b, reinit="xavier_normal", seed=4)["fc.weight"])
-    assert not torch.equal(a["fc.weight"], scores(net, "snip", b)["fc.weight"])
-    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    with pytest.raises(PrunebenchError, match="invalid option reinit='default'"):
-        prune(net, "snip", 0.5, b, reinit="default")

@@ -1,0 +1,20 @@
+"""prunebench aggregate: collect every run of a preset into tidy CSV tables."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunebench.cli.common import log
+
+HELP = "collect every run of a preset into tidy CSV tables"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", required=True, help="preset YAML")
+    p.add_argument("--results-root", default="results", help="results root")
+
+
+def run(args) -> None:
+    from prunebench.aggregate import aggregate
+
+    paths = aggregate(args.config, Path(args.results_root))
+    log("wrote " + ", ".join(str(p) for p in paths))

@@ -1,0 +1,37 @@
+"""prunebench data: download or read a data set and prepare its uint8 cache."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prunebench.cli.common import check_output, log
+
+HELP = "download or read a data set and prepare its uint8 cache"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--dataset", required=True, help="mnist, cifar10, cifar100 or tiny-imagenet")
+    p.add_argument("--cache-dir", default="data", help="folder of prepared caches")
+    p.add_argument("--source", default=None, help="local source: folder of official archives, ImageFolder tree, "
+                   "or .tar/.tar.xz of one (default: $PRUNEBENCH_DATA_SOURCES, then the official download)")
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading")
+    p.add_argument("--manifest", default=None, help="also write a JSON manifest (cache path, content hash)")
+
+
+def run(args) -> None:
+    from prunebench import data as D
+    from prunebench.errors import PrunebenchError
+    from prunebench.specs import dataset_spec
+
+    dataset_spec(args.dataset)
+    if args.source is not None and not Path(args.source).exists():
+        raise PrunebenchError(f"missing local source {args.source!r}")
+    if args.manifest:
+        check_output(args.manifest, "manifest")
+    t0 = time.perf_counter()
+    cache = D.prepare(args.dataset, Path(args.cache_dir), source=args.source, download=not args.no_download)
+    meta = D.cached_metadata(cache) or {}
+    log(f"{args.dataset}: {cache} ({meta.get('source_note', '')}) in {time.perf_counter() - t0:.1f}s")
+    if args.manifest:
+        D.write_manifest(args.manifest, args.dataset, cache, args.source, not args.no_download)
+    print(cache)

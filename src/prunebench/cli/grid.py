@@ -1,0 +1,23 @@
+"""prunebench grid: validate a preset and count (or list) its cells."""
+from __future__ import annotations
+
+from prunebench.cli.common import log
+
+HELP = "validate a preset and count (or list) its cells"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", required=True, help="preset YAML")
+    p.add_argument("--list", action="store_true", help="print every cell's result folder")
+
+
+def run(args) -> None:
+    from prunebench.grid import expand, load_config
+    from prunebench.paths import cell_dir
+
+    cfg = load_config(args.config)
+    cells = expand(cfg)
+    if args.list:
+        for c in cells:
+            print(cell_dir(c))
+    log(f"{args.config}: valid; {len(cells)} cells")

@@ -1,0 +1,32 @@
+"""prunebench methods: list the pruning methods (from the method table)."""
+from __future__ import annotations
+
+HELP = "list the pruning methods"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--options", action="store_true", help="also list each method's options with their defaults")
+
+
+def run(args) -> None:
+    from prunebench.methods import TABLE
+
+    for kind, title in (("at_init", "at initialization"), ("during", "during training"), ("dense", "baseline")):
+        print(f"{title}:")
+        for m in TABLE:
+            if m.kind == kind:
+                print(f"  {m.name:<14} {m.label:<16} docs/methods.md {m.section:<5} {m.summary}")
+                if args.options and kind != "dense":
+                    for name, default in _options(m).items():
+                        print(f"      {name} = {default!r}")
+    print("options: see README 'Methods' and docs/methods.md")
+
+
+def _options(m) -> dict:
+    if m.at_init:
+        from prunebench.pruners.registry import pruner_class
+
+        return pruner_class(m.name).Options.defaults()
+    from prunebench.pruners.during import during_class
+
+    return during_class(m.name).Options.defaults()

@@ -1,0 +1,110 @@
+"""prunebench prune: compute a pruning mask at initialization (one cell of the pipeline)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prunebench.cli.common import (add_device, check_input, check_int, check_output, check_threads, json_arg, log,
+                                   setup)
+
+HELP = "compute a pruning mask at initialization"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--method", required=True, help="random, magnitude, snip, grasp, synflow, iter_snip, force, prospr")
+    p.add_argument("--sparsity", type=float, required=True, help="fraction of prunable weights removed, in [0, 1)")
+    p.add_argument("--init", required=True, help="initialization file from `prunebench init`")
+    p.add_argument("--data", default=None, help="data manifest (.json) or cache (.safetensors); data-free methods need none")
+    p.add_argument("--batch-size", type=int, default=128, help="pruning batch size")
+    p.add_argument("--no-augment", action="store_true", help="pruning batches without crop/flip")
+    p.add_argument("--samples-per-class", type=int, default=None,
+                   help="class-balanced batches of this many examples per class, concatenated class by class "
+                        "(GraSP's data, docs/methods.md A.4); replaces --batch-size")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pruning batches and of random scores")
+    p.add_argument("--scope", default="global", help="global or layerwise")
+    p.add_argument("--options", default="", help="method options as JSON, e.g. '{\"steps\": 60}'")
+    p.add_argument("--allow-collapse", action="store_true", help="accept a mask with fully pruned layers")
+    p.add_argument("--jsv", action="store_true", help="also measure Jacobian singular values after init and after pruning")
+    p.add_argument("--jsv-examples", type=int, default=10, help="examples for --jsv")
+    p.add_argument("--cell-hash", default="", help="config hash recorded in the mask metadata")
+    p.add_argument("--out", required=True, help="output mask (.safetensors)")
+    p.add_argument("--report", required=True, help="output report (.json): per-layer density, collapse")
+    p.add_argument("--timing", default=None, help="output wall time / peak memory (.json; not deterministic)")
+    add_device(p)
+
+
+def validate(args) -> dict:
+    """Every name, number, option and file, before any data is read or any model is built."""
+    from prunebench.errors import PrunebenchError, check_sparsity, choose
+    from prunebench.init import init_metadata
+    from prunebench.pruners.common import SCOPES
+    from prunebench.pruners.registry import pruner_class
+
+    cls = pruner_class(args.method)
+    options = cls.Options.from_dict(json_arg(args.options, "--options")).to_dict()
+    check_sparsity(args.sparsity)
+    choose("scope", args.scope, SCOPES)
+    check_int(args.seed, "--seed", 0)
+    check_int(args.batch_size, "--batch-size", 1)
+    check_int(args.samples_per_class, "--samples-per-class", 1)
+    check_int(args.jsv_examples, "--jsv-examples", 1)
+    check_threads(args)
+    for path, what in ((args.out, "mask"), (args.report, "report"), (args.timing, "timing file")):
+        if path:
+            check_output(path, what)
+    init_metadata(check_input(args.init, "init file"))
+    if args.data:
+        check_input(args.data, "data manifest")
+    elif cls.needs_data or args.jsv:
+        raise PrunebenchError(f"method {args.method!r} needs data: pass --data" if cls.needs_data
+                              else "--jsv needs data: pass --data")
+    return options
+
+
+def run(args) -> None:
+    import copy
+
+    from prunebench import data as D
+    from prunebench.init import model_from_init
+    from prunebench.io import write_json
+    from prunebench.pruners import prune
+    from prunebench.signal import data_jsv
+
+    options = validate(args)
+    device = setup(args)
+    model, meta = model_from_init(args.init, device)
+    data = D.open_data(args.data, device) if args.data else None
+    batches = None
+    if data is not None:
+        if args.samples_per_class is not None:  # GraSP's class-balanced batches, concatenated class by class (A.4)
+            batches = D.pruning_batches(data, None, seed=args.seed, augment=not args.no_augment,
+                                        class_balanced_per_class=args.samples_per_class)
+        else:
+            batches = D.pruning_batches(data, args.batch_size, seed=args.seed, augment=not args.no_augment)
+    report = {"method": args.method, "sparsity": args.sparsity, "seed": args.seed, "scope": args.scope,
+              "options": json_arg(args.options, "--options"), "model": meta["model"], "dataset": meta["dataset"],
+              "init": meta.get("scheme")}
+    if args.jsv:
+        report["jsv_init"] = data_jsv(model, data, args.jsv_examples, device)
+    t0 = time.perf_counter()
+    mask = prune(model, args.method, args.sparsity, batches, scope=args.scope, seed=args.seed,
+                 allow_collapse=args.allow_collapse, **options)
+    wall = time.perf_counter() - t0
+    if args.jsv:
+        pruned = copy.deepcopy(model)
+        mask.apply(pruned)
+        report["jsv_prune"] = data_jsv(pruned, data, args.jsv_examples, device)
+    if mask.collapsed():
+        log(f"WARNING: layer collapse: {len(mask.collapsed())} fully pruned layer(s): {', '.join(mask.collapsed())}")
+    report.update(mask.report(), cell_hash=args.cell_hash)
+    prof = getattr(mask, "profile", {}) or {}
+    peak = prof.get("peak_memory_bytes")
+    timing = {"wall_s": wall, "scoring_s": prof.get("wall_time_s", wall), "peak_mb": peak / 2**20 if peak else None,
+              "memory_measure": prof.get("memory_measure"), "device": prof.get("device")}
+    mask.save(args.out, method=args.method, sparsity=args.sparsity, seed=args.seed, cell_hash=args.cell_hash,
+              init=Path(args.init).name)
+    write_json(args.report, report)
+    if args.timing:
+        write_json(args.timing, timing)
+    log(f"{args.method} s={args.sparsity}: kept {mask.kept}/{mask.total} (density {mask.density:.5f}) in {wall:.2f}s "
+        f"-> {args.out}")

@@ -1,0 +1,21 @@
+"""prunebench report: write the replication report (claims with verdicts)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "write the replication report (claims with verdicts)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--results-dir", required=True, help="results/<preset>")
+    p.add_argument("--claims", nargs="+", required=True, help="paper/reference/*.yaml")
+    p.add_argument("--out", default="paper/replication.md", help="output markdown")
+    p.add_argument("--preset", default="", help="preset name")
+    p.add_argument("--figures-dir", default=None, help="figures/<preset>, embedded in the report")
+
+
+def run(args) -> None:
+    from prunebench.report import write_report
+
+    write_report(Path(args.results_dir), [Path(p) for p in args.claims], out=Path(args.out), preset=args.preset or None,
+                 figures_dir=Path(args.figures_dir) if args.figures_dir else None, results_label=args.results_dir)

@@ -1,0 +1,48 @@
+"""The method table: one row per method, and everything that lists methods reads it (prunebench.methods)."""
+import importlib
+import re
+
+import pytest
+
+from conftest import REPO
+from prunebench.errors import PrunebenchError
+from prunebench.methods import KINDS, METHODS, TABLE, at_init, during, method_info
+
+
+def test_rows_are_complete_and_styles_unique():
+    assert [m.name for m in TABLE] == list(METHODS)
+    assert {m.kind for m in TABLE} <= set(KINDS)
+    pairs = [(m.color, m.marker) for m in TABLE]
+    assert len(set(pairs)) == len(pairs)
+    for m in TABLE:
+        assert importlib.util.find_spec(m.module) is not None
+        assert re.fullmatch(r"[A-E]\.\d+", m.section) and m.label and m.summary
+
+
+def test_the_table_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, prunebench.methods; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_every_method_resolves_to_its_class():
+    from prunebench.pruners import pruner_class
+    from prunebench.pruners.during import during_class
+
+    for m in at_init():
+        assert pruner_class(m).name == m and pruner_class(m).__module__ == METHODS[m].module
+    for m in during():
+        assert during_class(m).name == m and during_class(m).__module__ == METHODS[m].module
+    with pytest.raises(PrunebenchError, match="unknown method 'snipp'"):
+        method_info("snipp")
+
+
+def test_no_other_list_of_method_names_in_the_package():
+    """Adding a method is one module plus one table row: no second list of method names may exist."""
+    names = [m for m in METHODS if m != "dense"]
+    pattern = re.compile(r"[(\[{]\s*" + r"\s*,\s*".join(f"[\"']{n}[\"']" for n in names[:3]))
+    for f in (REPO / "src" / "prunebench").rglob("*.py"):
+        if f.name != "methods.py":
+            assert not pattern.search(f.read_text()), f
