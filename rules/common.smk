@@ -34,9 +34,26 @@ def res(step, key, default):
     return config.get("resources", {}).get(step, {}).get(key, default)
 
 
-def qjson(obj):
-    """A JSON value quoted for the shell."""
-    return "'" + json.dumps(obj, sort_keys=True).replace("'", "'\\''") + "'"
+def jarg(obj):
+    """A JSON command-line value (canonical: sorted keys)."""
+    return json.dumps(obj, sort_keys=True)
+
+
+def run_cli(argv, log):
+    """Run one prunebench command, its output in `log`; a non-zero status fails the job.
+
+    In the main Snakemake process (the default profile runs jobs in its threads: `force-use-threads`), the
+    command runs in a pool of as many long-lived worker processes as cores, each importing torch once, instead
+    of a new interpreter and torch import per job. Where Snakemake runs a job in a process of its own (a
+    cluster, or no threads), the command runs right there. Same code, same bytes."""
+    from prunebench.cli import run_logged, run_pooled
+
+    if workflow.is_main_process:
+        status = run_pooled(argv, log, workflow.cores)
+    else:
+        status = run_logged(argv, log)
+    if status != 0:
+        raise RuntimeError(f"prunebench {argv[0]} failed with status {status}; see {log}")
 
 
 # The interpreter running snakemake runs the CLI too (no PATH or activated venv needed, also in SLURM jobs).

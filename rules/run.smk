@@ -11,17 +11,15 @@ rule data:
     params:
         key=lambda w: V.data_key(config, w.dataset),
         source=lambda w: (
-            f"--source {config['data_sources'][w.dataset]}"
-            if w.dataset in config.get("data_sources", {})
-            else ""
+            ["--source", config["data_sources"][w.dataset]] if w.dataset in config.get("data_sources", {}) else []
         ),
     threads: 1
     resources:
         mem_mb=res("data", "mem_mb", 4000),
         runtime=res("data", "runtime", 60),
-    shell:
-        "{CLI} data --dataset {wildcards.dataset} --cache-dir {DATA_DIR} {params.source} "
-        "--manifest {output} > {log} 2>&1"
+    run:
+        run_cli(["data", "--dataset", wildcards.dataset, "--cache-dir", DATA_DIR, *params.source,
+                 "--manifest", output[0]], log[0])
 
 
 def init_cell(w):
@@ -40,13 +38,13 @@ rule init:
     params:
         key=lambda w: V.init_key(config, init_cell(w)),
         seed=lambda w: init_cell(w)["seeds"]["init"],
-    threads: 1
+    threads: THREADS
     resources:
         mem_mb=res("init", "mem_mb", 2000),
         runtime=res("init", "runtime", 10),
-    shell:
-        "{CLI} init --model {wildcards.model} --dataset {wildcards.dataset} --scheme {wildcards.init} "
-        "--seed {params.seed} --out {output} > {log} 2>&1"
+    run:
+        run_cli(["init", "--model", wildcards.model, "--dataset", wildcards.dataset, "--scheme", wildcards.init,
+                 "--seed", params.seed, "--threads", threads, "--out", output[0]], log[0])
 
 
 def init_of(w):
@@ -55,15 +53,13 @@ def init_of(w):
 
 def prune_flags(c):
     p = c["pruning"]
-    flags = [
-        "--jsv" if c["jsv"] else "",
-        f"--jsv-examples {p['jsv_examples']}" if "jsv_examples" in p else "",
-        "--allow-collapse" if p.get("allow_collapse") else "",
-        "--no-augment" if p.get("augment") is False else "",
-        f"--scope {p['scope']}" if "scope" in p else "",
-        f"--samples-per-class {p['samples_per_class']}" if "samples_per_class" in p else "",
-    ]
-    return " ".join(f for f in flags if f)
+    flags = ["--jsv"] if c["jsv"] else []
+    flags += ["--jsv-examples", p["jsv_examples"]] if "jsv_examples" in p else []
+    flags += ["--allow-collapse"] if p.get("allow_collapse") else []
+    flags += ["--no-augment"] if p.get("augment") is False else []
+    flags += ["--scope", p["scope"]] if "scope" in p else []
+    flags += ["--samples-per-class", p["samples_per_class"]] if "samples_per_class" in p else []
+    return flags
 
 
 rule prune:
@@ -80,7 +76,7 @@ rule prune:
     params:
         key=lambda w: V.prune_key(config, cell(w)),
         method=lambda w: cell(w)["method"],
-        options=lambda w: qjson(cell(w)["options"]),
+        options=lambda w: jarg(cell(w)["options"]),
         batch=lambda w: cell(w)["pruning"].get("batch_size", 128),
         seed=lambda w: cell(w)["seeds"]["prune"],
         hash=lambda w: G.cell_hash(cell(w)),
@@ -90,11 +86,11 @@ rule prune:
         gpu=res("prune", "gpu", 0),
         mem_mb=res("prune", "mem_mb", 8000),
         runtime=res("prune", "runtime", 60),
-    shell:
-        "{CLI} prune --method {params.method} --sparsity {wildcards.sparsity} --init {input.init} "
-        "--data {input.data} --batch-size {params.batch} --seed {params.seed} --options {params.options} "
-        "{params.extra} --cell-hash {params.hash} --threads {threads} --device {DEVICE} "
-        "--out {output.mask} --report {output.report} --timing {output.timing} > {log} 2>&1"
+    run:
+        run_cli(["prune", "--method", params.method, "--sparsity", wildcards.sparsity, "--init", input.init,
+                 "--data", input.data, "--batch-size", params.batch, "--seed", params.seed, "--options",
+                 params.options, *params.extra, "--cell-hash", params.hash, "--threads", threads, "--device",
+                 DEVICE, "--out", output.mask, "--report", output.report, "--timing", output.timing], log[0])
 
 
 rule isometry:
@@ -112,16 +108,16 @@ rule isometry:
         key=lambda w: V.isometry_key(config, cell(w)),
         steps=lambda w: cell(w)["isometry"].get("steps", 10000),
         lr=lambda w: cell(w)["isometry"].get("lr", 0.1),
-        jsv=lambda w: "--jsv" if cell(w)["jsv"] else "",
+        jsv=lambda w: ["--jsv"] if cell(w)["jsv"] else [],
     threads: THREADS
     resources:
         gpu=res("isometry", "gpu", 0),
         mem_mb=res("isometry", "mem_mb", 4000),
         runtime=res("isometry", "runtime", 60),
-    shell:
-        "{CLI} isometry --init {input.init} --mask {input.mask} --steps {params.steps} --lr {params.lr} "
-        "--data {input.data} {params.jsv} --threads {threads} --device {DEVICE} "
-        "--out {output.weights} --report {output.report} > {log} 2>&1"
+    run:
+        run_cli(["isometry", "--init", input.init, "--mask", input.mask, "--steps", params.steps, "--lr", params.lr,
+                 "--data", input.data, *params.jsv, "--threads", threads, "--device", DEVICE, "--out",
+                 output.weights, "--report", output.report], log[0])
 
 
 def train_inputs(w):
@@ -141,13 +137,12 @@ def train_flags(w):
     info = M.method_info(c["method"])
     flags = []
     if info.at_init:
-        flags.append(f"--mask {P.cell_dir(c)}/mask.safetensors")
+        flags += ["--mask", f"{P.cell_dir(c)}/mask.safetensors"]
     if info.during:
-        flags += [f"--during {c['method']}", f"--target-sparsity {c['sparsity']}",
-                  f"--during-options {qjson(c['options'])}"]
+        flags += ["--during", c["method"], "--target-sparsity", c["sparsity"], "--during-options", jarg(c["options"])]
     if config.get("val_fraction"):
-        flags.append(f"--val-fraction {config['val_fraction']}")
-    return " ".join(flags)
+        flags += ["--val-fraction", config["val_fraction"]]
+    return flags
 
 
 rule train:
@@ -161,7 +156,7 @@ rule train:
         P.log_path(PRESET, "train", JOB),
     params:
         key=lambda w: V.train_key(config, cell(w)),
-        config=lambda w: qjson({**cell(w)["train"], "seed": cell(w)["seeds"]["data"]}),
+        config=lambda w: jarg({**cell(w)["train"], "seed": cell(w)["seeds"]["data"]}),
         flags=train_flags,
         hash=lambda w: G.cell_hash(cell(w)),
         outdir=lambda w: P.cell_dir(cell(w)),
@@ -170,7 +165,7 @@ rule train:
         gpu=res("train", "gpu", 0),
         mem_mb=res("train", "mem_mb", 8000),
         runtime=res("train", "runtime", 120),
-    shell:
-        "{CLI} train --init {input.init} --data {input.data} {params.flags} --config {params.config} "
-        "--cell-hash {params.hash} --threads {threads} --device {DEVICE} --no-progress "
-        "--out-dir {params.outdir} > {log} 2>&1"
+    run:
+        run_cli(["train", "--init", input.init, "--data", input.data, *params.flags, "--config", params.config,
+                 "--cell-hash", params.hash, "--threads", threads, "--device", DEVICE, "--no-progress",
+                 "--out-dir", params.outdir], log[0])

@@ -61,3 +61,107 @@ def main(argv=None) -> int:
         print(f"prunebench {cmd}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# In-process runs (the Snakemake rules): torch is imported once per pipeline instead of once per job.
+
+class _ThreadStream:
+    """sys.stdout / sys.stderr stand-in that writes to the current thread's log file when one is set."""
+
+    def __init__(self, default, local):
+        self._default, self._local = default, local
+
+    def _target(self):
+        return getattr(self._local, "stream", None) or self._default
+
+    def write(self, text):
+        return self._target().write(text)
+
+    def flush(self):
+        return self._target().flush()
+
+    def isatty(self):
+        return getattr(self._local, "stream", None) is None and self._default.isatty()
+
+    def __getattr__(self, name):
+        return getattr(self._target(), name)
+
+
+_LOCAL = None
+
+
+def _install_thread_streams():
+    global _LOCAL
+    import threading
+
+    if _LOCAL is None:
+        _LOCAL = threading.local()
+        sys.stdout = _ThreadStream(sys.stdout, _LOCAL)
+        sys.stderr = _ThreadStream(sys.stderr, _LOCAL)
+
+
+def run_logged(argv, log_path) -> int:
+    """Run one command in this process with its stdout and stderr (tracebacks included) written to `log_path`,
+    and return its exit status. Safe to call from several threads at once (each has its own log), which is
+    how the pipeline's rules run their steps: the same code path as `python -m prunebench ...`, without a
+    new interpreter and torch import per job."""
+    import traceback
+
+    _install_thread_streams()
+    with open(log_path, "w") as f:
+        _LOCAL.stream = f
+        try:
+            return main([str(a) for a in argv])
+        except SystemExit as e:  # argparse errors
+            return e.code if isinstance(e.code, int) else 2
+        except Exception:
+            traceback.print_exc()
+            return 1
+        finally:
+            f.flush()
+            _LOCAL.stream = None
+
+
+# A pool of worker processes, each importing torch once and then running job after job: the pipeline's jobs
+# get a process each (no shared interpreter lock between concurrent jobs, and global torch settings are
+# per process, as with `python -m prunebench`), without an interpreter start and a torch import per job.
+
+_POOL = None
+_POOL_LOCK = None
+
+
+def _worker_init(parent: int) -> None:
+    import threading
+    import time
+
+    def watch():  # a worker never outlives the pipeline that started it (e.g. a SIGKILLed Snakemake)
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    import torch  # noqa: F401  (the reason the pool exists)
+
+
+def run_pooled(argv, log_path, workers: int) -> int:
+    """`run_logged(argv, log_path)` in one of `workers` long-lived worker processes; returns its status."""
+    global _POOL, _POOL_LOCK
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import threading
+
+    if _POOL_LOCK is None:
+        _POOL_LOCK = threading.Lock()
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = cf.ProcessPoolExecutor(max_workers=max(1, int(workers)), mp_context=mp.get_context("spawn"),
+                                           initializer=_worker_init, initargs=(os.getpid(),))
+        pool = _POOL
+    try:
+        return pool.submit(run_logged, [str(a) for a in argv], str(log_path)).result()
+    except cf.process.BrokenProcessPool:
+        with _POOL_LOCK:
+            if _POOL is pool:
+                _POOL = None
+        raise

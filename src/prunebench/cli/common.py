@@ -63,7 +63,7 @@ def check_number(value, what: str, lo=-math.inf, hi=math.inf, lo_open=False, hi_
 
 def check_threads(args) -> None:
     check_int(getattr(args, "threads", 1), "--threads", 1)
-    dev = getattr(args, "device", "cpu")
+    dev = getattr(args, "device", "cpu") or "cpu"
     if not (dev in ("cpu", "cuda", "auto") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise PrunebenchError(f"invalid --device {dev!r}: choose cpu, cuda, cuda:N or auto")
 

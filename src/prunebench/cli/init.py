@@ -1,7 +1,7 @@
 """prunebench init: build a model and save a seeded initialization (safetensors)."""
 from __future__ import annotations
 
-from prunebench.cli.common import check_int, check_output, log
+from prunebench.cli.common import add_device, check_int, check_output, check_threads, log, setup
 
 HELP = "build a model and save a seeded initialization (safetensors)"
 
@@ -13,6 +13,7 @@ def add_arguments(p) -> None:
                    "xavier_normal, lecun_normal, orthogonal, delta_orthogonal, default")
     p.add_argument("--seed", type=int, default=0, help="init seed")
     p.add_argument("--out", required=True, help="output .safetensors")
+    add_device(p, device=False)  # pinned: the orthogonal schemes' QR gives other bits with other thread counts
 
 
 def run(args) -> None:
@@ -23,6 +24,8 @@ def run(args) -> None:
     choose("init scheme", args.scheme, SCHEMES)
     check_int(args.seed, "--seed", 0)
     check_output(args.out, "init file")
+    check_threads(args)
+    setup(args)
     model = build_model(args.model, args.dataset)  # validates the model and data set names
     initialize(model, args.scheme, args.seed)
     save_init(args.out, model, model=args.model, dataset=args.dataset, scheme=args.scheme, seed=args.seed)
