@@ -4,20 +4,20 @@ import json
 
 wildcard_constraints:
     dataset=r"mnist|cifar10|cifar100|tiny-imagenet",
-    seed=r"\d+",
-    sparsity=r"[0-9.e-]+",
-    model=r"[A-Za-z0-9_-]+",
-    init=r"[a-z_]+",
-    arm=r"[A-Za-z0-9_]+",
+    seed=r"\d{1,9}",
+    sparsity=r"[0-9.e-]{1,24}",
+    model=r"[A-Za-z0-9_-]{1,64}",
+    init=r"[a-z_]{1,64}",
+    arm=r"[A-Za-z0-9_]{1,64}",
 
 
-# Every per-cell output is CELL + "/<file>" (prunebench.paths).
+# Every per-cell output is a file in the CELL folder (prunebench.paths).
 CELL = f"{RES}/{P.CELL_PATTERN}"
 JOB = "{dataset}_{model}_{init}_{arm}_s{sparsity}_seed{seed}"
 
 
 def cell(w):
-    key = f"{RES}/" + P.CELL_PATTERN.format(**dict(w.items()))
+    key = P.cell_dir({"preset": PRESET, **dict(w.items())})
     if key not in CELLS:
         raise ValueError(f"{key} is not a cell of preset {PRESET}")
     return CELLS[key]
@@ -56,7 +56,78 @@ def run_cli(argv, log):
         raise RuntimeError(f"prunebench {argv[0]} failed with status {status}; see {log}")
 
 
-# The interpreter running snakemake runs the CLI too (no PATH or activated venv needed, also in SLURM jobs).
-CLI = f"{sys.executable} -m prunebench"
 THREADS = config.get("threads", 1)
 DEVICE = config.get("device", "auto")
+
+
+def init_cell(w):
+    """The init job's stand-in cell: the seed in the path is the cell seed; the init command gets the cell's
+    init seed (grid.seeds_for), whatever its offset."""
+    return {"dataset": w.dataset, "model": w.model, "init": w.init, "seeds": G.seeds_for(int(w.seed))}
+
+
+def init_of(w):
+    return P.init_path(cell(w))
+
+
+def prune_argv(c, input, output, threads):
+    p = c["pruning"]
+    flags = ["--jsv"] if c["jsv"] else []
+    flags += ["--jsv-examples", p["jsv_examples"]] if "jsv_examples" in p else []
+    flags += ["--allow-collapse"] if p.get("allow_collapse") else []
+    flags += ["--no-augment"] if p.get("augment") is False else []
+    flags += ["--scope", p["scope"]] if "scope" in p else []
+    flags += ["--samples-per-class", p["samples_per_class"]] if "samples_per_class" in p else []
+    return ["prune", "--method", c["method"], "--sparsity", P.fmt_sparsity(c["sparsity"]), "--init", input.init,
+            "--data", input.data, "--batch-size", p.get("batch_size", 128), "--seed", c["seeds"]["prune"],
+            "--options", jarg(c["options"]), *flags, "--cell-hash", G.cell_hash(c), "--threads", threads,
+            "--device", DEVICE, "--out", output.mask, "--report", output.report, "--timing", output.timing]
+
+
+def isometry_argv(c, input, output, threads):
+    iso = c["isometry"]
+    return ["isometry", "--init", input.init, "--mask", input.mask, "--steps", iso.get("steps", 10000), "--lr",
+            iso.get("lr", 0.1), "--data", input.data, *(["--jsv"] if c["jsv"] else []), "--threads", threads,
+            "--device", DEVICE, "--out", output.weights, "--report", output.report]
+
+
+def train_inputs(w):
+    c = cell(w)
+    d = P.cell_dir(c)
+    info = M.method_info(c["method"])
+    inp = {"data": P.data_manifest(PRESET, c["dataset"])}
+    inp["init"] = f"{d}/weights_ai.safetensors" if c["isometry"] else init_of(w)
+    if info.at_init:
+        inp["mask"] = f"{d}/mask.safetensors"
+    inp["code"] = sources("train", c["method"])
+    return inp
+
+
+def train_argv(c, input, threads):
+    info = M.method_info(c["method"])
+    flags = []
+    if info.at_init:
+        flags += ["--mask", f"{P.cell_dir(c)}/mask.safetensors"]
+    if info.during:
+        flags += ["--during", c["method"], "--target-sparsity", c["sparsity"], "--during-options", jarg(c["options"])]
+    if config.get("val_fraction"):
+        flags += ["--val-fraction", config["val_fraction"]]
+    return ["train", "--init", input.init, "--data", input.data, *flags, "--config",
+            jarg({**c["train"], "seed": c["seeds"]["data"]}), "--cell-hash", G.cell_hash(c), "--threads", threads,
+            "--device", DEVICE, "--no-progress", "--out-dir", P.cell_dir(c)]
+
+
+def write_config(path):
+    """The preset as Snakemake resolved it, next to the tables (the aggregator reads it)."""
+    import yaml
+    from prunebench.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=True))
+
+
+def load_captions(path):
+    import yaml
+
+    with open(path) as f:
+        return yaml.safe_load(f)

@@ -1,12 +1,9 @@
-import yaml
-
 # aggregate -> figures -> report, and the targets.
 TABLES = [P.table_path(PRESET, n) for n in P.TABLE_FILES]
 RESOLVED_CONFIG = P.table_path(PRESET, P.RESOLVED_CONFIG)
 FIGURE_FILES = [P.figure_path(PRESET, name, ext) for name in FIGURES for ext in ("pdf", "png")]
 REPORT = P.report_path(PRESET)
-with open(os.path.join(workflow.basedir, "report", "captions.yaml")) as _f:
-    CAPTIONS = yaml.safe_load(_f)
+CAPTIONS = load_captions(os.path.join(workflow.basedir, "report", "captions.yaml"))
 
 
 rule figures:
@@ -35,14 +32,11 @@ rule aggregate:
     params:
         key=V.tables_key(config),
         config=json.dumps(config, sort_keys=True),
+        argv=lambda w, output: ["aggregate", "--config", output.cfgfile, "--results-root", P.RESULTS],
     threads: 1
     run:
-        import yaml
-        from prunebench.io import atomic_path
-
-        with atomic_path(output.cfgfile) as tmp:
-            tmp.write_text(yaml.safe_dump(config, sort_keys=True))
-        shell("{CLI} aggregate --config {output.cfgfile} --results-root {P.RESULTS} > {log} 2>&1")
+        write_config(output.cfgfile)
+        run_cli(params.argv, log[0])
 
 
 rule figure:
@@ -61,10 +55,11 @@ rule figure:
     params:
         key=lambda w: V.figure_key(config, w.name),
         caption=lambda w: CAPTIONS.get(w.name, {}).get("caption", w.name),
+        argv=lambda w: ["figure", "--name", w.name, "--results-dir", RES, "--out-stem", f"{FIG}/{w.name}",
+                        "--preset", PRESET],
     threads: 1
-    shell:
-        "{CLI} figure --name {wildcards.name} --results-dir {RES} --out-stem {FIG}/{wildcards.name} "
-        "--preset {PRESET} > {log} 2>&1"
+    run:
+        run_cli(params.argv, log[0])
 
 
 rule report:
@@ -80,10 +75,11 @@ rule report:
     params:
         key=V.report_key(config),
         claims=V.source_hash([f"paper/reference/{c}.yaml" for c in CLAIMS] + ["paper/reference/schema.yaml"]),
+        argv=lambda w, input, output: ["report", "--results-dir", RES, "--claims", *input.claims, "--out", output[0],
+                                       "--preset", PRESET, "--figures-dir", FIG],
     threads: 1
-    shell:
-        "{CLI} report --results-dir {RES} --claims {input.claims} --out {output} --preset {PRESET} "
-        "--figures-dir {FIG} > {log} 2>&1"
+    run:
+        run_cli(params.argv, log[0])
 
 
 # Per-paper targets: `snakemake --cores all force` draws only FORCE's figures (and what they need).
