@@ -48,6 +48,19 @@ def iterative_densities(density: float, steps: int, schedule="exp") -> list:
     return ds
 
 
+def force_official_densities(final_density: float, steps: int, schedule: str = "exp") -> list:
+    """FORCE's own arithmetic for its schedules (naver/force `iterative_pruning`): exp as
+    np.exp(0 - (t (0 - ln d) / T)), linear as 1 - t (1 - d) / T, t = 1..T. The exp values can differ from
+    d^(t/T) in the last bit, which moves int(N d_t) at some steps (`count_rule="official"`)."""
+    import numpy as np
+
+    if schedule == "linear":
+        return linear_densities(final_density, steps)
+    if schedule != "exp":
+        return iterative_densities(final_density, steps, schedule)
+    return [float(np.exp(0 - ((t + 1) * (0 - np.log(final_density)) / steps))) for t in range(steps)]
+
+
 def cubic(frac, d_i, d_f):
     """The cubic schedule at `frac` = t / T_end in [0, 1]: d_f + (d_i - d_f)(1 - frac)^3 (Zhu & Gupta 2018;
     docs/methods.md A.9). Floats or numpy arrays."""

@@ -109,7 +109,7 @@ def test_metadata_and_profile():
     mask = prune(net, "force", 0.9, data(), steps=3, seed=5)
     md = mask.metadata
     assert md["method"] == "force" and md["sparsity"] == 0.9 and md["seed"] == 5 and md["scope"] == "global"
-    assert md["options"] == {"steps": 3, "schedule": "exp", "num_batches": 1, "loss": "ce", "labels": "true",
+    assert md["options"] == {"count_rule": "exact", "steps": 3, "schedule": "exp", "num_batches": 1, "loss": "ce", "labels": "true",
                              "bn_mode": "train"}
     assert md["section"] == "A.3" and md["kept"] == keep_count(md["total"], 0.1)
     json.dumps(md, allow_nan=False)

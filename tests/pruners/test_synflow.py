@@ -27,7 +27,7 @@ def test_synflow_conserves_flow_and_keeps_pruned_weights_pruned():
     sums = [float(v.sum()) for v in s.values()]
     assert max(sums) - min(sums) < 1e-9 * max(sums)
     masks = []
-    SynFlow(iterations=5).mask(net, None, 0.2, on_step=lambda t, m: masks.append(m))
+    SynFlow(iterations=5).mask(net, None, 0.8, on_step=lambda t, m: masks.append(m))
     for a, b in zip(masks, masks[1:]):
         for n in a:
             assert not (b[n] & ~a[n]).any()  # nested: pruned weights never return

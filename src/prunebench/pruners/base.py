@@ -30,7 +30,7 @@ import torch
 
 from prunebench.errors import PrunebenchError
 from prunebench.masks import Mask
-from prunebench.pruners.common import select
+from prunebench.pruners.common import official_density, select, select_official
 from prunebench.pruners.scoring import BN_MODES, LABELS, LOSSES
 
 _UNSET = object()
@@ -207,6 +207,25 @@ def loss_option(**facts):
                   check=choice(*LOSSES), **facts)
 
 
+COUNT_RULES = ("exact", "official")
+
+
+def count_rule_option(official: str):
+    """The keep-count rule: our exact round(N d) with ties by position, or the official code's (`official`
+    says which; docs/methods.md A.0 "Keep rule and ties")."""
+    return option("exact", "exact: keep round(N*d), ties by position; official: the official code's count and ties",
+                  check=choice(*COUNT_RULES), paper="not stated", official=official, section="A.0",
+                  note="the codes truncate, round or ceil N*d differently and keep or prune ties at the threshold; "
+                  "the iterative methods are chaotic in this count")
+
+
+@dataclass(frozen=True)
+class PrunerOptions(Options):
+    """Options every at-init method has: the keep-count rule."""
+
+    count_rule: str = count_rule_option("the code's rule (see the method)")
+
+
 def labels_option():
     return option("true", "labels of the scoring loss: true, or uniform (unsupervised pruning, A.7)",
                   check=choice(*LABELS))
@@ -218,10 +237,12 @@ def labels_option():
 
 class Pruner:
     """A method that prunes once at initialization. Subclasses set `name` (a row of prunebench.methods),
-    `Options`, `needs_data`, and implement `scores()`; `mask()` keeps the top-scored weights exactly."""
+    `Options` (a PrunerOptions subclass), `needs_data`, `official_rule` (the keep rule of the official code,
+    `common.OFFICIAL_RULES`), and implement `scores()`; `mask()` keeps the top-scored weights."""
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type] = Options
+    Options: ClassVar[type] = PrunerOptions
+    official_rule: ClassVar[str] = "int_prune_ties"  # SynFlow's, whose Rand and Mag are the baselines' code
     needs_data: ClassVar[bool] = True     # batches are required
     reads_batches: ClassVar[bool | None] = None  # batches are read at all (default: needs_data)
 
@@ -229,10 +250,10 @@ class Pruner:
         super().__init_subclass__(**kw)
         if not cls.name or cls.Options.method == cls.name:
             return
-        if fields(cls.Options):
+        if cls.Options is not PrunerOptions:
             raise TypeError(f"{cls.__name__}.Options.method must be {cls.name!r}")
-        # a method without options: its (empty) Options still names it in error messages
-        cls.Options = dataclass(frozen=True)(type("Options", (Options,), {"method": cls.name}))
+        # a method with only the shared options: its Options still names it in error messages
+        cls.Options = dataclass(frozen=True)(type("Options", (PrunerOptions,), {"method": cls.name}))
 
     def __init__(self, options: Options | dict | None = None, **kw):
         if isinstance(options, Options):
@@ -250,9 +271,16 @@ class Pruner:
         """Importance per prunable tensor (name -> tensor shaped like it; higher = kept)."""
         raise NotImplementedError
 
-    def mask(self, model, batches, density: float, scope: str = "global", seed: int = 0) -> Mask:
-        """The exact top-k of `scores` (round(N * density) kept, ties by position)."""
-        return select(self.scores(model, batches, seed), density, scope)
+    def mask(self, model, batches, sparsity: float, scope: str = "global", seed: int = 0) -> Mask:
+        """The top-scored weights: exactly round(N (1 - sparsity)) with ties by position, or the official
+        code's rule (`count_rule`)."""
+        return self.select(self.scores(model, batches, seed), sparsity, scope)
+
+    def select(self, scores: dict, sparsity: float, scope: str) -> Mask:
+        if self.options.count_rule == "official":
+            return select_official(scores, self.official_rule, scope, sparsity=sparsity,
+                                   density=official_density(sparsity))
+        return select(scores, 1.0 - sparsity, scope)
 
 
 class IterativePruner(Pruner):
@@ -269,9 +297,34 @@ class IterativePruner(Pruner):
     """
 
     monotone: ClassVar[bool] = True
+    official_schedule: ClassVar[str] = "synflow"  # whose arithmetic the official densities follow
 
     def steps_and_schedule(self) -> tuple:
         raise NotImplementedError
+
+    def densities(self, sparsity: float) -> list:
+        """d_1..d_T: from 1 - sparsity, or with count_rule="official" from the density the official code's user
+        types (`official_density`) and with that code's arithmetic."""
+        from prunebench.schedules import force_official_densities, iterative_densities
+
+        steps, sched = self.steps_and_schedule()
+        if self.options.count_rule != "official":
+            return iterative_densities(1.0 - sparsity, steps, sched)
+        d = official_density(sparsity)
+        if self.official_schedule == "force":
+            return force_official_densities(d, steps, sched)
+        return iterative_densities(d, steps, sched)
+
+    def select_step(self, scores: dict, density: float, scope: str, mask) -> Mask:
+        """One step's mask. Exact rule: monotone methods may keep only weights still kept. Official rule: the
+        code's threshold, after giving pruned weights the minimum score for monotone methods (as Iter SNIP's
+        code does; ties at that minimum can bring pruned weights back into the mask, at value zero)."""
+        if self.options.count_rule != "official":
+            return select(scores, density, scope, eligible=mask.masks if (self.monotone and mask is not None) else None)
+        if self.monotone and mask is not None:
+            low = min(float(s.min()) for s in scores.values())
+            scores = {n: torch.where(mask[n].to(s.device), s, torch.full_like(s, low)) for n, s in scores.items()}
+        return select_official(scores, self.official_rule, scope, density=density)
 
     def prepare(self, model, batches, seed):
         raise NotImplementedError
@@ -284,20 +337,16 @@ class IterativePruner(Pruner):
             state, _, _ = self.prepare(model, batches, seed)
             return self.step_scores(state, None)
 
-    def mask(self, model, batches, density, scope="global", seed=0, on_step=None) -> Mask:
-        from prunebench.schedules import iterative_densities
-
-        steps, sched = self.steps_and_schedule()
-        ds = iterative_densities(density, steps, sched)
+    def mask(self, model, batches, sparsity, scope="global", seed=0, on_step=None) -> Mask:
         with torch.enable_grad():
             state, weights, theta0 = self.prepare(model, batches, seed)
             mask = None
-            for t, d in enumerate(ds, 1):
-                s = self.step_scores(state, mask)
-                mask = select(s, d, scope, eligible=mask.masks if (self.monotone and mask is not None) else None)
-                with torch.no_grad():
+            for t, d in enumerate(self.densities(sparsity), 1):
+                mask = self.select_step(self.step_scores(state, mask), d, scope, mask)
+                with torch.no_grad():  # monotone: prune the current weights; FORCE: back to theta0 with the mask
                     for n, w in weights.items():
-                        w.copy_(theta0[n] * mask[n].to(device=w.device, dtype=w.dtype))
+                        m = mask[n].to(device=w.device, dtype=w.dtype)
+                        w.mul_(m) if self.monotone else w.copy_(theta0[n] * m)
                 if on_step is not None:
                     on_step(t, mask)
             return mask

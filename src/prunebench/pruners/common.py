@@ -1,4 +1,4 @@
-"""Shared pruning mechanics: exact top-k selection with deterministic tie-breaking (methods.md A.0).
+"""Shared pruning mechanics: exact top-k selection with deterministic tie-breaking (docs/methods.md A.0).
 
 Every method produces a score per prunable weight (higher = more important) and hands it to `select`.
 The kept count is exactly round(N * density) (half rounds up), globally or per layer; ties are broken
@@ -87,3 +87,75 @@ def select(scores: dict, density: float | dict | None = None, scope: str = "glob
             d = density[n] if isinstance(density, dict) else density
             masks[n] = top_mask(f, keep_count(f.numel(), d), elig[i] if elig is not None else None).reshape(scores[n].shape)
     return Mask(masks)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The official codes' keep rules (docs/methods.md A.0 "Keep rule and ties"), as `count_rule="official"`.
+# Each reproduces its code's arithmetic: which count, truncated or rounded how, and what happens at ties.
+# Measured on identical weights and batches, FORCE and Iter SNIP masks are chaotic in this count (one weight
+# of rounding at an early step changes the final mask by a third), so a replication needs the code's rule.
+
+OFFICIAL_RULES = ("round", "ceil", "int_keep_ties", "int_prune_ties", "grasp")
+
+
+def official_density(sparsity: float) -> float:
+    """The density a user of a density-valued official flag types for `sparsity` (FORCE's --pruning_factor,
+    SynFlow's 10^-c): the decimal complement (0.99 -> 0.01 exactly), not the float 1 - 0.99."""
+    from decimal import Decimal
+
+    return float(Decimal(1) - Decimal(repr(float(sparsity))))
+
+
+def _kth_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.kthvalue(flat, flat.numel() - k + 1).values
+
+
+def official_keep(flat: torch.Tensor, rule: str, *, density: float | None = None,
+                  sparsity: float | None = None) -> torch.Tensor:
+    """Bool keep-vector of the 1-D scores `flat` (higher = kept) under an official code's rule:
+
+    round           k = int(round(N (1 - s))) kept, exact top-k            SNIP / SPP TF code
+    ceil            k = ceil(N (1 - s)) kept, exact top-k                  ProsPr
+    int_keep_ties   keep s >= the int(N d)-th largest score (ties kept)     FORCE, Iter SNIP
+    int_prune_ties  prune s <= the int((1 - d) N)-th smallest (ties pruned)  SynFlow (and its Rand, Mag)
+    grasp           S = -s / (|sum(-s)| + 1e-10); keep S <= the int(N s)-th largest S (the threshold
+                    element survives: N - int(N s) + 1 kept without ties)  GraSP
+    Ties of `round` and `ceil` go to the earlier position, as everywhere.
+    """
+    flat = flat.detach().reshape(-1).cpu()
+    if not torch.is_floating_point(flat):
+        flat = flat.double()
+    if torch.isnan(flat).any():
+        raise PrunebenchError("pruning scores contain NaN: the loss, gradients or weights diverged")
+    n = flat.numel()
+    if rule == "round":
+        return top_mask(flat, int(round(n * (1.0 - sparsity))))
+    if rule == "ceil":
+        return top_mask(flat, math.ceil(n * (1 - sparsity)))
+    if rule == "int_keep_ties":
+        k = int(n * density)
+        return flat >= _kth_largest(flat, k) if k >= 1 else torch.zeros(n, dtype=torch.bool)
+    if rule == "int_prune_ties":
+        k = int((1.0 - density) * n)
+        return flat > torch.kthvalue(flat, k).values if k >= 1 else torch.ones(n, dtype=torch.bool)
+    if rule == "grasp":
+        s = -flat
+        s = s / (s.sum().abs() + 1e-10)
+        k = int(n * sparsity)
+        return s <= _kth_largest(s, k) if k >= 1 else torch.ones(n, dtype=torch.bool)
+    raise PrunebenchError(f"unknown keep rule {rule!r}; choose one of: {', '.join(OFFICIAL_RULES)}")
+
+
+def select_official(scores: dict, rule: str, scope: str = "global", *, density: float | None = None,
+                    sparsity: float | None = None) -> Mask:
+    """`select` with an official code's keep rule (`official_keep`), globally or per layer."""
+    if scope not in SCOPES:
+        raise PrunebenchError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
+    names = list(scores)
+    flat = [scores[n].detach().reshape(-1).cpu() for n in names]
+    if scope == "global":
+        keep = official_keep(torch.cat(flat), rule, density=density, sparsity=sparsity)
+        parts = torch.split(keep, [f.numel() for f in flat])
+    else:
+        parts = [official_keep(f, rule, density=density, sparsity=sparsity) for f in flat]
+    return Mask({n: p.reshape(scores[n].shape) for n, p in zip(names, parts)})

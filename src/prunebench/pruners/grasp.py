@@ -22,16 +22,19 @@ from dataclasses import dataclass
 import torch
 
 from prunebench.errors import PrunebenchError
-from prunebench.pruners.base import Options, Pruner, boolean, bn_mode_option, integer, number, option
+from prunebench.pruners.base import (Pruner, PrunerOptions, boolean, bn_mode_option, count_rule_option, integer,
+                                     number, option)
 from prunebench.pruners.scoring import as_stream, loss_value, reinit_copy, scoring_copy
 
 
 class Grasp(Pruner):
     name = "grasp"
+    official_rule = "grasp"
 
     @dataclass(frozen=True)
-    class Options(Options):
+    class Options(PrunerOptions):
         method = "grasp"
+        count_rule: str = count_rule_option("removes the scores above the int(N*s)-th largest: N - int(N*s) + 1 kept")
         temperature: float = option(200.0, "logits are divided by T before the cross-entropy",
                                     check=number(0.0, lo_open=True))
         num_batches: int = option(1, "batches (the code's num_iters), summed", check=integer(1))

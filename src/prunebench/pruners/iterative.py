@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prunebench.pruners.base import (IterativePruner, Options, bn_mode_option, integer, labels_option, loss_option,
-                                     option, schedule)
+from prunebench.pruners.base import (IterativePruner, PrunerOptions, bn_mode_option, count_rule_option, integer,
+                                     labels_option, loss_option, option, schedule)
 from prunebench.pruners.scoring import as_stream, mean_gradient, scoring_copy
 
 _LOSS_FACTS = dict(paper="ce", official="neg_logit", section="A.3 pitfall 1, E.1",
@@ -27,7 +27,9 @@ _STEPS_FACTS = dict(paper="not stated", official="60 (README; argparse default 1
 
 
 @dataclass(frozen=True)
-class IterativeOptions(Options):
+class IterativeOptions(PrunerOptions):
+    count_rule: str = count_rule_option("keeps the scores >= the int(N*d_t)-th largest at each step (ties kept); "
+                                        "Iter SNIP gives pruned weights the minimum score first")
     steps: int = option(60, "T, the number of pruning steps", check=integer(1), **_STEPS_FACTS)
     schedule: str | list = option("exp", "densities: exp, linear, or a list of T densities", check=schedule)
     num_batches: int = option(1, "batches averaged per step (README: C-10 1, C-100 10, Tiny 20)", check=integer(1))
@@ -38,6 +40,9 @@ class IterativeOptions(Options):
 
 class _SnipSteps(IterativePruner):
     """Iter SNIP and FORCE: each step is a SNIP scoring of the current (pruned) scoring copy."""
+
+    official_rule = "int_keep_ties"
+    official_schedule = "force"
 
     def steps_and_schedule(self):
         return self.options.steps, self.options.schedule

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from prunebench.models import prunable_parameters
-from prunebench.pruners.base import Options, Pruner, boolean, bn_mode_option, choice, integer, number, option
+from prunebench.pruners.base import (Pruner, PrunerOptions, boolean, bn_mode_option, choice, count_rule_option,
+                                     integer, number, option)
 from prunebench.pruners.scoring import as_stream
 
 MODES = ("full", "first_order")
@@ -36,10 +37,12 @@ def _grads(out, inputs, create_graph):
 
 class ProsPr(Pruner):
     name = "prospr"
+    official_rule = "ceil"
 
     @dataclass(frozen=True)
-    class Options(Options):
+    class Options(PrunerOptions):
         method = "prospr"
+        count_rule: str = count_rule_option("ceil(N*(1-s)) kept by top-k")
         inner_steps: int = option(3, "M, inner SGD steps (the CLI default)", check=integer(0))
         inner_lr: float = option(0.1, "inner SGD learning rate (the CLI default)", check=number(0.0))
         inner_momentum: float = option(0.0, "inner SGD momentum (the CLI default)", check=number(0.0))

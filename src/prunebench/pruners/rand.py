@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from prunebench.models import prunable_parameters
-from prunebench.pruners.base import Options, Pruner, densities, option
+from prunebench.pruners.base import Pruner, PrunerOptions, densities, option
 from prunebench.pruners.common import select
 
 
@@ -29,7 +29,7 @@ class Random(Pruner):
     needs_data = False
 
     @dataclass(frozen=True)
-    class Options(Options):
+    class Options(PrunerOptions):
         method = "random"
         densities: dict | None = option(
             None, "per-layer densities {parameter name: density} (random positions)", check=densities,
@@ -43,8 +43,8 @@ class Random(Pruner):
         return {n: torch.rand(tuple(w.shape), generator=gen, dtype=torch.float64)
                 for n, w in prunable_parameters(model).items()}
 
-    def mask(self, model, batches, density, scope="global", seed=0):
+    def mask(self, model, batches, sparsity, scope="global", seed=0):
         s = self.scores(model, batches, seed)
         if self.options.densities is not None:
             return select(s, dict(self.options.densities), "layerwise")
-        return select(s, density, scope)
+        return self.select(s, sparsity, scope)

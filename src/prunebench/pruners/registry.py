@@ -103,7 +103,7 @@ def prune(model, method: str, sparsity, batches=None, *, scope: str = "global", 
         scope = "layerwise"
     device = model_device(model)
     with measure(device) as profile:
-        mask = pruner.mask(model, stream, density, scope, seed)
+        mask = pruner.mask(model, stream, s, scope, seed)
     collapsed = Mask({n: mask[n] for n in weights}).check_collapse(allow_collapse)
     mask.metadata = {
         "method": method, "sparsity": s, "density_target": density, "scope": scope, "seed": seed,

@@ -21,17 +21,19 @@ from dataclasses import dataclass
 import torch
 
 from prunebench.models import prunable_parameters
-from prunebench.pruners.base import (Options, Pruner, boolean, bn_mode_option, init_scheme, integer, labels_option,
-                                     loss_option, option)
+from prunebench.pruners.base import (Pruner, PrunerOptions, boolean, bn_mode_option, count_rule_option, init_scheme,
+                                     integer, labels_option, loss_option, option)
 from prunebench.pruners.scoring import as_stream, mean_gradient, prunable_biases, reinit_copy, scoring_copy
 
 
 class Snip(Pruner):
     name = "snip"
+    official_rule = "round"
 
     @dataclass(frozen=True)
-    class Options(Options):
+    class Options(PrunerOptions):
         method = "snip"
+        count_rule: str = count_rule_option("round(N*(1-s)) kept (Python round), top-k (SNIP/SPP TF code)")
         num_batches: int = option(1, "batches whose gradients are averaged", check=integer(1))
         bn_mode: str = bn_mode_option(
             "eval", paper="eval (TF code: is_train False)", official="eval (TF); train (PyTorch ports)",

@@ -23,7 +23,8 @@ import torch.nn as nn
 
 from prunebench.errors import PrunebenchError
 from prunebench.models import prunable_modules, prunable_parameters
-from prunebench.pruners.base import IterativePruner, Options, boolean, integer, option, schedule, shape
+from prunebench.pruners.base import (IterativePruner, PrunerOptions, boolean, count_rule_option, integer, option,
+                                     schedule, shape)
 from prunebench.pruners.scoring import as_stream
 
 
@@ -49,10 +50,12 @@ class SynFlow(IterativePruner):
     needs_data = False
     reads_batches = True  # only for the input shape
     monotone = True
+    official_rule = "int_prune_ties"
 
     @dataclass(frozen=True)
-    class Options(Options):
+    class Options(PrunerOptions):
         method = "synflow"
+        count_rule: str = count_rule_option("prunes the int((1-d)*N) lowest at each step, ties at the threshold pruned")
         iterations: int = option(100, "pruning iterations (the paper's runs: 100)", check=integer(1))
         schedule: str | list = option("exp", "densities: exp, linear, or a list", check=schedule)
         input_shape: list | None = option(None, "input shape (C, H, W) or (D,) of the all-ones input", check=shape)
