@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from prunebench.errors import PrunebenchError
-from prunebench.init import SCHEMES, initialize, load_init, save_init
-from prunebench.models import build_model, count_prunable, prunable_parameters
+from prunebench.models import build_model, count_prunable
 
 # methods.md B.1 (and hand counts for the MNIST nets)
 COUNTS = [
@@ -48,41 +47,3 @@ def test_unknown_dataset():
         build_model("lenet300", "imagenet21k")
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
-def test_init_is_seeded_and_saved_bytes_stable(scheme, tmp_path):
-    a = initialize(build_model("conv4", "mnist"), scheme, 3)
-    b = initialize(build_model("conv4", "mnist"), scheme, 3)
-    c = initialize(build_model("conv4", "mnist"), scheme, 4)
-    save_init(tmp_path / "a.safetensors", a, scheme=scheme)
-    save_init(tmp_path / "b.safetensors", b, scheme=scheme)
-    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
-    assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
-    fresh = build_model("conv4", "mnist")
-    load_init(tmp_path / "a.safetensors", fresh)
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), fresh.state_dict().values()))
-
-
-def test_init_variances_and_orthogonality():
-    torch.manual_seed(0)
-    m = build_model("lenet300", "mnist")
-    w = prunable_parameters(initialize(m, "kaiming_normal", 0))["net.0.weight"].detach()
-    assert float(w.var()) == pytest.approx(2 / 784, rel=0.05)
-    w = prunable_parameters(initialize(m, "lecun_normal", 0))["net.2.weight"].detach()
-    assert float(w.var()) == pytest.approx(1 / 300, rel=0.1)
-    w = prunable_parameters(initialize(m, "orthogonal", 0))["net.2.weight"].detach()  # 100 x 300: orthonormal rows
-    assert torch.allclose(w @ w.T, torch.eye(100), atol=1e-5)
-    conv = prunable_parameters(initialize(build_model("conv4", "mnist"), "delta_orthogonal", 0))["features.3.weight"].detach()
-    centre = conv[:, :, 1, 1]
-    assert torch.allclose(centre @ centre.T, torch.eye(32), atol=1e-5)
-    assert float(conv.abs().sum()) == pytest.approx(float(centre.abs().sum()))  # zeros off the centre tap
-
-
-def test_init_file_for_another_model_is_a_clear_error(tmp_path):
-    save_init(tmp_path / "i.safetensors", build_model("lenet300", "mnist"))
-    with pytest.raises(PrunebenchError, match="does not fit"):
-        load_init(tmp_path / "i.safetensors", build_model("conv4", "mnist"))
-
-
-def test_unknown_init_scheme():
-    with pytest.raises(PrunebenchError, match="he_uniform"):
-        initialize(build_model("lenet300", "mnist"), "he_uniform", 0)

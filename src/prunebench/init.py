@@ -7,6 +7,9 @@ Schemes (biases are zeroed, BatchNorm is weight 1 / bias 0, for every scheme exc
   lecun_normal            N(0, 1/fan_in)              SPP `normal_lecun`
   orthogonal              (semi-)orthogonal matrix of the flattened weight (SPP matrices)
   delta_orthogonal        convs: orthogonal centre tap, zeros elsewhere (Xiao et al. 2018); linear: orthogonal
+  spp_orthogonal          SPP's `orthogonal` (docs/methods.md A.7): matrices orthogonal; convolutions by the
+                          block-orthogonal construction of `conv_orthogonal`, which needs cin <= cout and a
+                          square kernel (any other conv layer is a one-line error naming it)
   default                 PyTorch's own constructors' init, re-drawn from the seed
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ from prunebench.errors import choose
 from prunebench.models import prunable_modules
 
 SCHEMES = ("kaiming_normal", "kaiming_normal_fan_out", "xavier_normal", "lecun_normal", "orthogonal",
-           "delta_orthogonal", "default")
+           "delta_orthogonal", "spp_orthogonal", "default")
 
 
 def _fans(w):
@@ -35,14 +38,72 @@ def _orthogonal(rows, cols, gen):
     return q if rows >= cols else q.T
 
 
+def _symmetric_projection(n, gen):
+    """A random symmetric projection P = C C^T (P = P^2 = P^T): an orthogonal matrix with a random subset of
+    its columns zeroed."""
+    q = _orthogonal(n, n, gen)
+    c = q * (torch.randn(n, generator=gen) > 0).to(q.dtype).unsqueeze(0)
+    return c @ c.T
+
+
+def _block_orthogonal(p1, p2):
+    """The 2 x 2 kernel [[P1 P2, P1 (I - P2)], [(I - P1) P2, (I - P1)(I - P2)]] of two symmetric projections
+    (its taps sum to I and the convolution it defines is orthogonal)."""
+    eye = torch.eye(p1.shape[0], dtype=p1.dtype)
+    return {(0, 0): p1 @ p2, (0, 1): p1 @ (eye - p2), (1, 0): (eye - p1) @ p2, (1, 1): (eye - p1) @ (eye - p2)}
+
+
+def _matrix_conv(m1, m2):
+    """Full 2-D convolution of two kernels whose taps are n x n matrices (a k x k and an l x l dict)."""
+    k, l = int(math.isqrt(len(m1))), int(math.isqrt(len(m2)))
+    n = m1[0, 0].shape[0]
+    out = {}
+    for i in range(k + l - 1):
+        for j in range(k + l - 1):
+            acc = torch.zeros(n, n, dtype=m1[0, 0].dtype)
+            for a in range(min(k, i + 1)):
+                for b in range(min(k, j + 1)):
+                    if i - a < l and j - b < l:
+                        acc = acc + m1[a, b] @ m2[i - a, j - b]
+            out[i, j] = acc
+    return out
+
+
+def conv_orthogonal(cout: int, cin: int, ksize: int, gen: torch.Generator) -> torch.Tensor:
+    """A (cout, cin, ksize, ksize) kernel whose convolution is an isometry on periodic inputs (SPP's
+    `conv_orthogonal`, the construction of Xiao et al. 2018 as in TF's ConvolutionOrthogonal2D): the product
+    of ksize - 1 random 2 x 2 block-orthogonal kernels of size cout, then the first cin rows of a random
+    orthogonal cout x cout matrix applied to every tap. Needs cin <= cout."""
+    orth = _orthogonal(cout, cout, gen)[:cin, :]
+    if ksize == 1:
+        taps = {(0, 0): torch.eye(cout)}
+    else:
+        taps = _block_orthogonal(_symmetric_projection(cout, gen), _symmetric_projection(cout, gen))
+        for _ in range(ksize - 2):
+            taps = _matrix_conv(taps, _block_orthogonal(_symmetric_projection(cout, gen), _symmetric_projection(cout, gen)))
+    w = torch.empty(cout, cin, ksize, ksize)
+    for (a, b), t in taps.items():
+        w[:, :, a, b] = (orth @ t).T  # tap (a, b) maps cin input channels to cout outputs
+    return w
+
+
 @torch.no_grad()
-def init_weight(w: torch.Tensor, scheme: str, gen: torch.Generator) -> None:
+def init_weight(w: torch.Tensor, scheme: str, gen: torch.Generator, name: str = "weight") -> None:
     fan_in, fan_out = _fans(w)
     if scheme in ("kaiming_normal", "kaiming_normal_fan_out", "xavier_normal", "lecun_normal"):
         var = {"kaiming_normal": 2.0 / fan_in, "kaiming_normal_fan_out": 2.0 / fan_out,
                "xavier_normal": 2.0 / (fan_in + fan_out), "lecun_normal": 1.0 / fan_in}[scheme]
         w.copy_(torch.randn(w.shape, generator=gen) * math.sqrt(var))
-    elif scheme == "orthogonal" or (scheme == "delta_orthogonal" and w.dim() == 2):
+    elif scheme == "spp_orthogonal" and w.dim() == 4:
+        cout, cin, kh, kw = w.shape
+        if cin > cout or kh != kw:
+            from prunebench.errors import PrunebenchError
+
+            raise PrunebenchError(f"init scheme 'spp_orthogonal' cannot initialise {name} (cout={cout}, cin={cin}, "
+                                  f"kernel {kh}x{kw}): the block-orthogonal construction needs cin <= cout and a "
+                                  "square kernel; use 'orthogonal' or 'delta_orthogonal' for this model")
+        w.copy_(conv_orthogonal(cout, cin, kh, gen))
+    elif scheme in ("orthogonal", "spp_orthogonal") or (scheme == "delta_orthogonal" and w.dim() == 2):
         w.copy_(_orthogonal(w.shape[0], w[0].numel(), gen).reshape(w.shape))
     elif scheme == "delta_orthogonal":
         w.zero_()
@@ -69,8 +130,8 @@ def initialize(model: nn.Module, scheme: str = "kaiming_normal", seed: int = 0) 
     for m in model.modules():
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             m.reset_parameters()
-    for m in prunable_modules(model).values():
-        init_weight(m.weight, scheme, gen)
+    for name, m in prunable_modules(model).items():
+        init_weight(m.weight, scheme, gen, name=f"{name}.weight")
         if m.bias is not None:
             nn.init.zeros_(m.bias)
     return model
