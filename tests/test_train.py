@@ -121,7 +121,12 @@ def test_lr_schedules():
 
 
 @pytest.mark.parametrize("bad, needle", [({"epochz": 3}, "epochz"), ({"schedule": "poly"}, "poly"),
-                                         ({"epochs": 0}, "epochs"), ({"milestones": [150]}, "150")])
+                                         ({"epochs": 0}, "epochs"), ({"milestones": [150]}, "150"),
+                                         ({"lr": float("nan")}, "invalid lr nan"), ({"lr": 1e6}, "invalid lr"),
+                                         ({"momentum": 1.0}, "momentum"), ({"weight_decay": -1e-4}, "weight_decay"),
+                                         ({"label_smoothing": float("inf")}, "label_smoothing"),
+                                         ({"batch_size": 2.5}, "batch_size"), ({"metrics": ["tset"]}, "tset"),
+                                         ({"nesterov": "yes"}, "nesterov")])
 def test_bad_training_options(bad, needle):
     with pytest.raises(PrunebenchError, match=needle):
         TrainConfig.from_dict(bad)
@@ -157,6 +162,9 @@ def test_pruning_during_training_hook_changes_mask_and_density():
 
 def test_divergence_is_a_clear_error():
     model = initialize(build_model("lenet300", "mnist"), "kaiming_normal", 0)
-    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e6, momentum=0.9, weight_decay=0.0)
+    with torch.no_grad():  # weights that overflow the loss (a learning rate of 1e6 is now refused up front)
+        for p in prunable_parameters(model).values():
+            p.mul_(1e30)
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=10.0, momentum=0.9, weight_decay=0.0)
     with pytest.raises(PrunebenchError, match="diverged"):
         train(model, tiny_data(), cfg, progress=False, log=lambda s: None)

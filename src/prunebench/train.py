@@ -4,8 +4,8 @@
 - Masked ("sparse") training: gradients of pruned weights are zeroed before the step and pruned weights
   are zeroed after it, with one fused `torch._foreach_mul_` each (no Python loop per parameter), so
   pruned weights stay exactly zero under momentum and weight decay.
-- A hook for pruning during training (FGGP, GMP: `pruners.gradual.DuringTraining`), called after every
-  optimizer step with this step's gradients still in `.grad`.
+- Hooks for pruning during training (FGGP, GMP: `pruners.during.DuringTraining`): `before_step` after the
+  backward pass and `after_step` after every optimizer step, with this step's gradients still in `.grad`.
 - Evaluation every epoch; `metrics.json` (final and best test accuracy, per-epoch history) holds no
   timings, so the same config gives the same bytes; timings go to `timing.json`.
 - A checkpoint (safetensors: weights, momentum buffers, mask, loop state) after every epoch; a rerun
@@ -212,6 +212,7 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
     if mask is not None:
         mask.apply(model)
     enforcer = MaskEnforcer(model, mask)
+    before_step = getattr(during, "before_step", None)  # optional part of the protocol
 
     config_key = canonical_json({"train": cfg.to_dict(), "during": getattr(during, "name", None)})
     if resume and ckpt_path is not None and ckpt_path.exists():
@@ -257,6 +258,8 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             enforcer.grads()
+            if before_step is not None:
+                before_step(step + 1, model)
             optimizer.step()
             enforcer.weights_()
             step += 1

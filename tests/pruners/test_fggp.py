@@ -4,6 +4,7 @@ import torch
 
 from prunebench.errors import PrunebenchError
 from prunebench.masks import Mask
+from prunebench.pruners.during import make_during_training
 from during_toys import Row, one_event, removed, set_row
 
 
@@ -52,3 +53,33 @@ def test_fggp_needs_gradients():
     m = Row(8)
     with pytest.raises(PrunebenchError, match="no .grad"):
         one_event("fggp", 0.5, m)
+
+
+@pytest.mark.parametrize("method, pre_removed, post_removed", [
+    ("fggp", [2, 6], [2, 3]),    # candidates {2, 3, 4, 6} by |g|, then the 2 smallest |w| among them
+    ("gmp", [0, 1], [3, 7]),     # the 2 smallest |w| of all
+])
+def test_pre_step_magnitude_ranks_the_weights_of_the_forward_pass(method, pre_removed, post_removed):
+    """The official code ranks |w| of this step's forward pass (before optimizer.step); post-step is ours."""
+    m = Row(8)
+    pre = [0.01, 0.02, 1.0, 2.0, 3.0, 4.0, -0.5, 0.6]
+    post = [5.0, 5.0, 1.0, 0.05, 3.0, 4.0, 5.0, 0.6]     # the update moved weights 0, 1, 3 and 6
+    g = [9.0, 9.0, -0.1, 0.2, 0.3, 0.5, 0.4, 8.0]
+    got = {}
+    for mode in ("pre_step", "post_step"):
+        p = make_during_training(method, 0.25, update_interval=1, end_ratio=1.0, magnitude=mode)
+        p.start(m, 1, torch.Generator().manual_seed(0))
+        set_row(m, [pre], [g])
+        p.before_step(1, m)
+        set_row(m, [post], [g])
+        got[mode] = removed(p.after_step(1, m, None))
+    assert got == {"pre_step": pre_removed, "post_step": post_removed}
+
+
+def test_pre_step_magnitude_needs_the_before_step_hook():
+    p = make_during_training("gmp", 0.5, update_interval=1, end_ratio=1.0, magnitude="pre_step")
+    m = Row(4)
+    set_row(m, [[1.0, 2.0, 3.0, 4.0]], [[0.0] * 4])
+    p.start(m, 1, torch.Generator().manual_seed(0))
+    with pytest.raises(PrunebenchError, match="before_step"):
+        p.after_step(1, m, None)

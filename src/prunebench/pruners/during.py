@@ -41,6 +41,7 @@ from prunebench.pruners.erk import ERK_SAMPLINGS, erk_mask
 from prunebench.schedules import GRADUAL_SCHEDULES, end_step, event_steps, gradual_density
 
 INIT_TYPES = ("dense", "erk")
+MAGNITUDES = ("post_step", "pre_step")
 STATE_FORMAT = "prunebench-during-training/1"
 
 
@@ -77,6 +78,12 @@ class DuringOptions(Options):
         paper="not stated", official=False, section="A.9",
         note="official code prunes only at multiples of --update-interval <= T_end, so the last event can stop "
         "short of the target")
+    magnitude: str = option(
+        "post_step", "the |w| ranked at an event: post_step (after this step's update) or pre_step (the weights "
+        "this step's forward pass used)", check=choice(*MAGNITUDES),
+        paper="not stated", official="pre_step", section="A.9",
+        note="the code ranks torch.nn.utils.prune's `module.weight`, which its forward pre-hook last computed "
+        "before optimizer.step(): the pre-step weights")
 
 
 @functools.lru_cache(maxsize=None)
@@ -128,6 +135,7 @@ class DuringTraining:
                                   f"density {self.final_density} (pruning only removes weights)")
         self.total_steps: int | None = None
         self.history: list = []
+        self._pre_step: dict | None = None
 
     @property
     def final_density(self) -> float:
@@ -177,6 +185,20 @@ class DuringTraining:
             return False
         return step % self.options.update_interval == 0 or (self.options.final_event and step == t_end)
 
+    def before_step(self, step: int, model) -> None:
+        """Called after the backward pass of optimizer step `step` (1-based), before the update: with
+        magnitude="pre_step" an event step keeps |w| of the weights this step's forward pass used."""
+        if self.options.magnitude == "pre_step" and self.is_event(step):
+            self._pre_step = {n: p.detach().abs().clone() for n, p in prunable_parameters(model).items()}
+
+    def magnitudes(self, params: dict) -> dict:
+        """|w| as ranked at this event: post-step (the current weights) or the pre-step copy."""
+        if self.options.magnitude == "pre_step":
+            if self._pre_step is None:
+                raise PrunebenchError(f"{self.name}: magnitude='pre_step' needs before_step() at every event step")
+            return self._pre_step
+        return {n: p.detach().abs() for n, p in params.items()}
+
     def after_step(self, step: int, model, mask: Mask | None) -> Mask | None:
         """Called after every optimizer step. On a pruning event, returns the new mask (a subset of `mask`),
         else None. `.grad` of each prunable weight must hold this step's gradient (FGGP and the annealed
@@ -202,6 +224,7 @@ class DuringTraining:
             wanted = remain - keep_count(units, d)
         wanted = max(0, wanted)
         removed, info = self._decide(step, params, pool, wanted, remain)
+        self._pre_step = None
         n_removed = count(removed)
         event = {"step": step, "target_density": d, "wanted": wanted, "removed": n_removed,
                  "kept": count(cur) - n_removed, **info}

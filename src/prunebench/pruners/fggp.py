@@ -4,7 +4,8 @@ docs/methods.md A.9; the official code's `--prune-criterion "|grad|" --add-crite
 At each pruning event, with `remain` = active units and `wanted` = the net number to remove to reach d(t):
   1. candidates: the C = int(select_ratio * remain) active (prunable) weights with the smallest |grad| of
      this step's minibatch (global ranking over all prunable layers);
-  2. remove the `wanted` candidates with the smallest |w|.
+  2. remove the `wanted` candidates with the smallest |w| (post-step weights by default; the official code
+     ranks the weights of this step's forward pass, before the update: `magnitude="pre_step"`).
 Equivalently the code marks the C candidates and un-marks the C - wanted of them with the largest |w|.
 Edge cases: C is capped at the number of active prunable weights; if wanted > C (e.g. a dense start with
 initial_density 0.5) the removal is clamped to C and the event is logged with "clamped": later events catch
@@ -32,5 +33,6 @@ class FGGP(DuringTraining):
         grads = self._abs_grads(params, names, step)
         n_cand = min(int(self.options.select_ratio * remain), count(pool))
         cand = pick({n: -grads[n] for n in names}, pool, n_cand)
-        removed = pick({n: -params[n].detach().abs() for n in names}, cand, min(wanted, n_cand))
+        mag = self.magnitudes(params)
+        removed = pick({n: -mag[n] for n in names}, cand, min(wanted, n_cand))
         return removed, {"candidates": n_cand}

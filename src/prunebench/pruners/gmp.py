@@ -15,4 +15,5 @@ class GMP(DuringTraining):
         method = "gmp"
 
     def _decide(self, step, params, pool, wanted, remain):
-        return pick({n: -params[n].detach().abs() for n in pool}, pool, min(wanted, count(pool))), {}
+        mag = self.magnitudes(params)
+        return pick({n: -mag[n] for n in pool}, pool, min(wanted, count(pool))), {}

@@ -43,7 +43,8 @@ class AnnealedMFGN(DuringTraining):
         to_add = max(0, int((remain - wanted) * rate))
         n_mark = min(wanted + to_add, count(pool))
         to_add = min(to_add, max(0, n_mark - wanted))
-        marked = pick({n: -params[n].detach().abs() for n in names}, pool, n_mark)
+        mag = self.magnitudes(params)
+        marked = pick({n: -mag[n] for n in names}, pool, n_mark)
         back = pick(grads, marked, to_add)
         removed = {n: marked[n] & ~back[n] for n in names}
         return removed, {"marked": n_mark, "re_added": to_add, "add_rate": rate}
