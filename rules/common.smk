@@ -78,6 +78,8 @@ def prune_argv(c, input, output, threads):
     flags += ["--no-augment"] if p.get("augment") is False else []
     flags += ["--scope", p["scope"]] if "scope" in p else []
     flags += ["--samples-per-class", p["samples_per_class"]] if "samples_per_class" in p else []
+    flags += ["--epoch"] if p.get("epoch") else []
+    flags += ["--val-fraction", config["val_fraction"]] if config.get("val_fraction") else []
     return ["prune", "--method", c["method"], "--sparsity", P.fmt_sparsity(c["sparsity"]), "--init", input.init,
             "--data", input.data, "--batch-size", p.get("batch_size", 128), "--seed", c["seeds"]["prune"],
             "--options", jarg(c["options"]), *flags, "--cell-hash", G.cell_hash(c), "--threads", threads,

@@ -168,3 +168,20 @@ def test_divergence_is_a_clear_error():
     cfg = TrainConfig(epochs=1, batch_size=32, lr=10.0, momentum=0.9, weight_decay=0.0)
     with pytest.raises(PrunebenchError, match="diverged"):
         train(model, tiny_data(), cfg, progress=False, log=lambda s: None)
+
+
+def test_step_budget_and_evaluation_every_n_steps_resume_to_the_same_bytes(tmp_path):
+    """SPP's protocol: a fixed number of iterations, evaluated every N of them (best and final reported);
+    an interruption between two evaluation points resumes to the bytes of an uninterrupted run."""
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05, momentum=0.0, weight_decay=5e-4, schedule="constant",
+                      max_steps=7, eval_every=3, steps_per_epoch=4)
+    model = lambda: initialize(build_model("lenet300", "mnist"), "kaiming_normal", 0)  # noqa: E731
+    m = train(model(), tiny_data(), cfg, out_dir=tmp_path / "a", progress=False, log=lambda s: None)
+    assert [r["step"] for r in m["history"]] == [3, 6, 7] and [r["epoch"] for r in m["history"]] == [1, 2, 2]
+    assert m["steps"] == 7 and m["epochs"] == 2
+    assert m["best_acc"] == max(r["test_acc"] for r in m["history"]) and m["final_acc"] == m["history"][-1]["test_acc"]
+    part = train(model(), tiny_data(), cfg, out_dir=tmp_path / "b", progress=False, log=lambda s: None,
+                 stop_after_step=3)
+    assert part == {"interrupted_at_step": 3}
+    train(model(), tiny_data(), cfg, out_dir=tmp_path / "b", progress=False, log=lambda s: None)
+    assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()

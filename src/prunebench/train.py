@@ -47,6 +47,10 @@ class TrainConfig:
     augment: bool = True                   # crop+flip where the data set has it (CIFAR, Tiny-ImageNet)
     eval_batch_size: int = 1000
     steps_per_epoch: int = 0               # 0 = full epoch; >0 = cap (quick presets)
+    max_steps: int = 0                     # >0: train exactly this many steps (epochs = ceil(max_steps / steps per
+                                           # epoch); SPP trains 10k iterations)
+    eval_every: int = 0                    # >0: evaluate (and checkpoint) every this many steps and at the end,
+                                           # instead of after every epoch (SPP: every 1000 iterations)
     amp: bool = True                       # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True             # CUDA only
     compile: bool = False                  # torch.compile on CUDA
@@ -59,9 +63,9 @@ class TrainConfig:
 
     def __post_init__(self):
         choose("lr schedule", self.schedule, SCHEDULES)
-        for name in ("epochs", "batch_size", "eval_batch_size", "steps_per_epoch", "seed"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "steps_per_epoch", "seed", "max_steps", "eval_every"):
             v = getattr(self, name)
-            lo = 0 if name in ("steps_per_epoch", "seed") else 1
+            lo = 0 if name in ("steps_per_epoch", "seed", "max_steps", "eval_every") else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise PrunebenchError(f"invalid {name} {v!r}: must be an integer >= {lo}")
         for name, lo, hi, lo_open, hi_open in self.RANGES:
@@ -91,14 +95,22 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based `epoch` (the decays take effect at the start of the milestone epoch)."""
+    def lr_at(self, epoch: int, epochs: int | None = None) -> float:
+        """Learning rate of 0-based `epoch` of `epochs` (default: self.epochs; the decays take effect at the
+        start of the milestone epoch)."""
+        epochs = epochs or self.epochs
         if self.schedule == "constant":
             return self.lr
         if self.schedule == "cosine":
-            return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / self.epochs))
-        drops = sum(1 for m in self.milestones if epoch >= int(m * self.epochs + 0.5))
+            return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / epochs))
+        drops = sum(1 for m in self.milestones if epoch >= int(m * epochs + 0.5))
         return self.lr * self.gamma ** drops
+
+    def plan(self, steps_per_epoch: int) -> tuple:
+        """(epochs, total steps) of a run with `steps_per_epoch` steps per epoch."""
+        if self.max_steps:
+            return -(-self.max_steps // steps_per_epoch), self.max_steps
+        return self.epochs, self.epochs * steps_per_epoch
 
 
 class MaskEnforcer:
@@ -177,13 +189,14 @@ def _checkpoint_tensors(model, optimizer, enforcer: MaskEnforcer):
 
 def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None, during=None,
           out_dir=None, device: str = "cpu", progress: bool = True, log=print, resume: bool = True,
-          stop_after_epoch: int | None = None) -> dict:
+          stop_after_epoch: int | None = None, stop_after_step: int | None = None) -> dict:
     """Train `model` in place on `data` (prunebench.data.Data) and return the metrics dict.
 
     mask:    a fixed at-initialization mask (pruned weights are zeroed first and kept at zero).
     during:  a `DuringTraining` pruner (FGGP, GMP) that may return a new mask after any step.
     out_dir: where checkpoint.safetensors, metrics.json and timing.json go (None: nothing written).
-    stop_after_epoch: end after this many epochs (simulates an interruption; used by tests).
+    stop_after_epoch, stop_after_step: end after this many epochs / at the first checkpoint at or after this
+             many steps (simulate an interruption; used by tests).
     """
     from prunebench import data as D
 
@@ -201,7 +214,7 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
                                 weight_decay=cfg.weight_decay)
     steps_full = D.num_batches(data, cfg.batch_size)
     steps_per_epoch = min(steps_full, cfg.steps_per_epoch) if cfg.steps_per_epoch else steps_full
-    total_steps = steps_per_epoch * cfg.epochs
+    n_epochs, total_steps = cfg.plan(steps_per_epoch)
 
     start_epoch, step, history, best = 0, 0, [], -1.0
     if during is not None:
@@ -237,19 +250,57 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
     fwd = torch.compile(model) if (cfg.compile and is_cuda) else model
     times = {"train_s": 0.0, "eval_s": 0.0, "images": 0}
     model.train()
-    for epoch in range(start_epoch, cfg.epochs):
-        lr = cfg.lr_at(epoch)
+
+    def record(epoch, step, lr):
+        """One evaluation point: the training loss and accuracy since the previous one, every metric split."""
+        nonlocal loss_sum, correct, seen, t0
+        if is_cuda:
+            torch.cuda.synchronize()
+        if not math.isfinite(float(loss_sum)):
+            raise PrunebenchError(f"training diverged in epoch {epoch + 1} (loss {float(loss_sum)}): "
+                                  f"lower the learning rate (now {lr:g})")
+        times["train_s"] += time.perf_counter() - t0
+        times["images"] += seen
+        t1 = time.perf_counter()
+        row = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": float(loss_sum) / max(seen, 1),
+               "train_acc": float(correct) / max(seen, 1),
+               "density": enforcer.mask.density if enforcer.mask is not None else 1.0}
+        for split in cfg.metrics:
+            acc, l = evaluate(fwd, D.eval_batches(data, split, cfg.eval_batch_size), device, amp, cl)
+            row[f"{split}_acc"], row[f"{split}_loss"] = acc, l
+        times["eval_s"] += time.perf_counter() - t1
+        history.append(row)
+        log(f"epoch {epoch + 1}/{n_epochs} step {step} lr {lr:.4g} loss {row['train_loss']:.4f} "
+            f"train {row['train_acc']:.4f} " + " ".join(f"{s} {row[f'{s}_acc']:.4f}" for s in cfg.metrics)
+            + f" density {row['density']:.4f} ({time.perf_counter() - t0:.1f}s)")
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        t0 = time.perf_counter()
+        return max(best, row.get("test_acc", -1.0))
+
+    def save(epoch, step):
+        """A checkpoint after `step` steps (`epoch` whole epochs done: where a resumed run restarts)."""
+        if ckpt_path is not None:
+            meta = {"config_key": config_key, "epoch": epoch, "step": step, "history": history, "best": best,
+                    "during": during.state_dict() if during is not None else None}
+            save_tensors(ckpt_path, _checkpoint_tensors(model, optimizer, enforcer), meta)
+    skip = step - start_epoch * steps_per_epoch  # steps of a resumed epoch already done (mid-epoch checkpoints)
+    for epoch in range(start_epoch, n_epochs):
+        lr = cfg.lr_at(epoch, n_epochs)
         for g in optimizer.param_groups:
             g["lr"] = lr
         t0 = time.perf_counter()
-        bar = _Progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", progress)
+        bar = _Progress(steps_per_epoch, f"epoch {epoch + 1}/{n_epochs}", progress)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         batches = D.train_batches(data, cfg.batch_size, epoch=epoch, seed=cfg.seed, augment=cfg.augment)
         for i, (x, y) in enumerate(batches):
-            if i >= steps_per_epoch:
+            if i >= steps_per_epoch or step >= total_steps:
                 break
+            if i < skip:
+                continue
             if cl:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
@@ -274,37 +325,22 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
             seen += y.numel()
             if bar.bar is not None:
                 bar.update(float(loss))
+            if cfg.eval_every and (step % cfg.eval_every == 0 or step == total_steps):
+                best = record(epoch, step, lr)
+                save(epoch, step)
+                if stop_after_step is not None and stop_after_step <= step < total_steps:
+                    return {"interrupted_at_step": step}
         bar.close()
-        if is_cuda:
-            torch.cuda.synchronize()
-        if not math.isfinite(float(loss_sum)):
-            raise PrunebenchError(f"training diverged in epoch {epoch + 1} (loss {float(loss_sum)}): "
-                                  f"lower the learning rate (now {lr:g})")
-        times["train_s"] += time.perf_counter() - t0
-        times["images"] += seen
-        t1 = time.perf_counter()
-        row = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": float(loss_sum) / max(seen, 1),
-               "train_acc": float(correct) / max(seen, 1),
-               "density": enforcer.mask.density if enforcer.mask is not None else 1.0}
-        for split in cfg.metrics:
-            acc, l = evaluate(fwd, D.eval_batches(data, split, cfg.eval_batch_size), device, amp, cl)
-            row[f"{split}_acc"], row[f"{split}_loss"] = acc, l
-        times["eval_s"] += time.perf_counter() - t1
-        history.append(row)
-        best = max(best, row.get("test_acc", -1.0))
-        log(f"epoch {epoch + 1}/{cfg.epochs} lr {lr:.4g} loss {row['train_loss']:.4f} "
-            f"train {row['train_acc']:.4f} " + " ".join(f"{s} {row[f'{s}_acc']:.4f}" for s in cfg.metrics)
-            + f" density {row['density']:.4f} ({time.perf_counter() - t0:.1f}s)")
-        if ckpt_path is not None:
-            meta = {"config_key": config_key, "epoch": epoch + 1, "step": step, "history": history, "best": best,
-                    "during": during.state_dict() if during is not None else None}
-            save_tensors(ckpt_path, _checkpoint_tensors(model, optimizer, enforcer), meta)
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
+        skip = 0
+        if not cfg.eval_every:
+            best = record(epoch, step, lr)
+            save(epoch + 1, step)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < n_epochs:
             return {"interrupted_at_epoch": epoch + 1}
 
     last = history[-1]
     metrics = {"final_acc": last.get("test_acc"), "best_acc": best, "final_loss": last.get("test_loss"),
-               "final_train_loss": last["train_loss"], "density": last["density"], "epochs": cfg.epochs,
+               "final_train_loss": last["train_loss"], "density": last["density"], "epochs": n_epochs,
                "steps": step, "history": history}
     if "val_acc" in last:
         metrics["final_val_acc"] = last["val_acc"]

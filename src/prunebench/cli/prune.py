@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prunebench.cli.common import (add_device, check_input, check_int, check_output, check_threads, json_arg, log,
-                                   setup)
+from prunebench.cli.common import (add_device, check_input, check_int, check_number, check_output, check_threads,
+                                   json_arg, log, setup)
 
 HELP = "compute a pruning mask at initialization"
 
@@ -20,6 +20,13 @@ def add_arguments(p) -> None:
     p.add_argument("--samples-per-class", type=int, default=None,
                    help="class-balanced batches of this many examples per class, concatenated class by class "
                         "(GraSP's data, docs/methods.md A.4); replaces --batch-size")
+    p.add_argument("--epoch", action="store_true",
+                   help="score on one pass over the training split in order, in batches of --batch-size, no "
+                        "augmentation (SPP's epoch-long connection sensitivity, docs/methods.md A.7); the method's "
+                        "num_batches defaults to that many batches")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="the validation fraction held out of train (pruning sees the training split only)")
+    p.add_argument("--val-seed", type=int, default=1, help="seed of the validation split")
     p.add_argument("--seed", type=int, default=0, help="seed of the pruning batches and of random scores")
     p.add_argument("--scope", default="global", help="global or layerwise")
     p.add_argument("--options", default="", help="method options as JSON, e.g. '{\"steps\": 60}'")
@@ -48,6 +55,10 @@ def validate(args) -> dict:
     check_int(args.batch_size, "--batch-size", 1)
     check_int(args.samples_per_class, "--samples-per-class", 1)
     check_int(args.jsv_examples, "--jsv-examples", 1)
+    check_number(args.val_fraction, "--val-fraction", 0.0, 0.5)
+    check_int(args.val_seed, "--val-seed", 0)
+    if args.epoch and args.samples_per_class is not None:
+        raise PrunebenchError("--epoch and --samples-per-class exclude each other")
     check_threads(args)
     for path, what in ((args.out, "mask"), (args.report, "report"), (args.timing, "timing file")):
         if path:
@@ -73,10 +84,14 @@ def run(args) -> None:
     options = validate(args)
     device = setup(args)
     model, meta = model_from_init(args.init, device)
-    data = D.open_data(args.data, device) if args.data else None
+    data = D.open_data(args.data, device, val_fraction=args.val_fraction, val_seed=args.val_seed) if args.data else None
     batches = None
     if data is not None:
-        if args.samples_per_class is not None:  # GraSP's class-balanced batches, concatenated class by class (A.4)
+        if args.epoch:  # one ordered pass over the training split; num_batches = its length unless given
+            batches = iter(D.eval_batches(data, "train", args.batch_size))
+            if "num_batches" in options and "num_batches" not in json_arg(args.options, "--options"):
+                options["num_batches"] = D.num_batches(data, args.batch_size)
+        elif args.samples_per_class is not None:  # GraSP's class-balanced batches, concatenated class by class (A.4)
             batches = D.pruning_batches(data, None, seed=args.seed, augment=not args.no_augment,
                                         class_balanced_per_class=args.samples_per_class)
         else:
