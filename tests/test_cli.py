@@ -13,9 +13,9 @@ def run(capsys, *argv):
 
 
 @pytest.fixture(scope="module")
-def mnist(tmp_path_factory, shared_data):
+def mnist(tmp_path_factory, data_sources):
     d = tmp_path_factory.mktemp("data")
-    assert main(["data", "--dataset", "mnist", "--cache-dir", str(d), "--source", str(shared_data / "mnist"),
+    assert main(["data", "--dataset", "mnist", "--cache-dir", str(d), "--source", str(data_sources / "mnist"),
                  "--manifest", str(d / "mnist.json")]) == 0
     return d / "mnist.json"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SHARED_DATA
+from conftest import REPO
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -24,10 +24,16 @@ PRESET = "smoke"
 # Timings are the only non-deterministic numbers; they live in timing files and the wall-time figure.
 NONDETERMINISTIC = {"timing.csv", "timing.json", "prune_timing.json", "manifest.json", "force_walltime.pdf",
                     "force_walltime.png", "config.yaml"}
+DATA_SOURCES = {}  # "path": the synthetic data sources (conftest `data_sources`), set by `synthetic_data` below
+
+
+@pytest.fixture(scope="module", autouse=True)
+def synthetic_data(data_sources):
+    DATA_SOURCES["path"] = data_sources
 
 
 def env():
-    e = dict(os.environ, PRUNEBENCH_DATA_SOURCES=str(SHARED_DATA), DVC_NO_ANALYTICS="1",
+    e = dict(os.environ, PRUNEBENCH_DATA_SOURCES=str(DATA_SOURCES["path"]), DVC_NO_ANALYTICS="1",
              PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
              GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     e.pop("PYTHONPATH", None)
@@ -85,7 +91,7 @@ def outputs(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory, shared_data):
+def first_run(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("run1"))
     r = snakemake(repo, "figures")
     return repo, r

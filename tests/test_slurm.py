@@ -30,7 +30,6 @@ from slurm_cluster import SlurmCluster, slurm_version, unavailable_reason  # noq
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
-SHARED_DATA = Path(os.environ.get("PRUNEBENCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 PRESET = "smoke"
 # `figures` also draws every figure and writes the report (the DAG's whole shape).
 TARGET = os.environ.get("PRUNEBENCH_SLURM_TEST_TARGET", "figures")
@@ -88,13 +87,15 @@ def _copy_repo(dest: Path) -> Path:
     return dest
 
 
-def _env(base: dict[str, str], workdir: Path) -> dict[str, str]:
+def _env(base: dict[str, str], workdir: Path, data_sources: Path | None = None) -> dict[str, str]:
     env = dict(base)
     # The rules call the `prunebench` console script and the jobs run this interpreter: put the venv
     # first on PATH (jobs inherit it), and make the copy's sources the ones imported.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = str(workdir / "src")
-    env["PRUNEBENCH_DATA_SOURCES"] = str(SHARED_DATA)
+    env.pop("PRUNEBENCH_DATA_SOURCES", None)
+    if data_sources is not None:  # the synthetic data sets (conftest `data_sources`)
+        env["PRUNEBENCH_DATA_SOURCES"] = str(data_sources)
     env.pop("SNAKEMAKE_PROFILE", None)
     return env
 
@@ -217,11 +218,9 @@ def test_profile_runs_toy_workflow(cluster, tmp_path):
 
 @pytest.mark.slurm
 @pytest.mark.e2e
-def test_smoke_preset_on_slurm_matches_local(cluster, tmp_path):
+def test_smoke_preset_on_slurm_matches_local(cluster, tmp_path, data_sources):
     if not (REPO / "Snakefile").is_file() or not (REPO / "config" / f"{PRESET}.yaml").is_file():
         pytest.skip("the pipeline (Snakefile, config/smoke.yaml) is not there yet")
-    if not (SHARED_DATA / "mnist").is_dir():
-        pytest.skip(f"no local data at {SHARED_DATA}")
     on_slurm = _copy_repo(tmp_path / "slurm")
     local = _copy_repo(tmp_path / "local")
     # The target first: --configfile takes every following word as a config file.
@@ -229,10 +228,10 @@ def test_smoke_preset_on_slurm_matches_local(cluster, tmp_path):
 
     # Both at once: the local run leaves CPU idle (and the SLURM run waits on status polls), so this
     # takes little longer than the SLURM run alone; identical bytes under contention is a bonus.
-    local_run = _Run(["--cores", "2", *common], local, _env(dict(os.environ), local))
+    local_run = _Run(["--cores", "2", *common], local, _env(dict(os.environ), local, data_sources))
     try:
         t_slurm = _snakemake(["--profile", "profiles/slurm", "--slurm-keep-successful-logs",
-                              *STATUS_ARGS, *common], on_slurm, _env(cluster.env, on_slurm))
+                              *STATUS_ARGS, *common], on_slurm, _env(cluster.env, on_slurm, data_sources))
     except BaseException:
         local_run.kill()
         raise
