@@ -61,9 +61,8 @@ DEVICE = config.get("device", "auto")
 
 
 def init_cell(w):
-    """The init job's stand-in cell: the seed in the path is the cell seed; the init command gets the cell's
-    init seed (grid.seeds_for), whatever its offset."""
-    return {"dataset": w.dataset, "model": w.model, "init": w.init, "seeds": G.seeds_for(int(w.seed))}
+    """The init job's stand-in cell: an initialization file is named by its own seed (paths.init_path)."""
+    return {"dataset": w.dataset, "model": w.model, "init": w.init, "seeds": {"init": int(w.seed)}}
 
 
 def init_of(w):
@@ -98,7 +97,7 @@ def train_inputs(w):
     d = P.cell_dir(c)
     info = M.method_info(c["method"])
     inp = {"data": P.data_manifest(PRESET, c["dataset"])}
-    inp["init"] = f"{d}/weights_ai.safetensors" if c["isometry"] else init_of(w)
+    inp["init"] = f"{d}/weights_ai.safetensors" if c["isometry"] else P.train_init_path(c)
     if info.at_init:
         inp["mask"] = f"{d}/mask.safetensors"
     inp["code"] = sources("train", c["method"])

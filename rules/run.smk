@@ -30,7 +30,7 @@ rule init:
     params:
         key=lambda w: V.init_key(config, init_cell(w)),
         argv=lambda w, output, threads: ["init", "--model", w.model, "--dataset", w.dataset, "--scheme", w.init,
-                                         "--seed", init_cell(w)["seeds"]["init"], "--threads", threads,
+                                         "--seed", w.seed, "--threads", threads,
                                          "--out", output[0]],
     threads: THREADS
     resources:

@@ -19,7 +19,7 @@ def test_smoke_cells_and_paths():
     assert "results/smoke/mnist/lenet300/kaiming_normal/snip/s0.9/seed0" in dirs
     assert "results/smoke/mnist/lenet300/kaiming_normal/dense/s0/seed0" in dirs   # dense: one cell per seed
     force = next(c for c in cells if c["arm"] == "force")
-    assert force["options"] == {"steps": 3} and force["seeds"] == {"init": 0, "data": 10000, "prune": 20000, "isometry": 30000}
+    assert force["options"] == {"steps": 3} and force["seeds"] == {"init": 0, "data": 10000, "prune": 20000, "isometry": 30000, "reinit": 40000}
 
 
 def test_cell_hash_is_pinned():
@@ -77,3 +77,39 @@ def test_every_method_of_the_table_is_accepted_and_nothing_else():
         cfg["arms"]["x"] = {"method": name}
         cfg["grid"][0]["arms"].append("x")
         validate(cfg)
+
+
+def test_init_files_are_named_by_their_own_seed_whatever_the_offset(monkeypatch):
+    """The init rule passes the seed in the file name to `prunebench init`: that must be the cell's init seed
+    for any offset (it used to work only because the init offset was 0)."""
+    import re
+
+    from prunebench import grid
+    from prunebench.paths import init_path
+
+    monkeypatch.setitem(grid.SEED_OFFSETS, "init", 7)
+    for c in expand(SMOKE):
+        seed_in_name = int(re.search(r"seed(\d+)\.safetensors$", init_path(c)).group(1))
+        assert seed_in_name == c["seeds"]["init"] == c["seed"] + 7
+
+
+def test_ablation_arms_inherit_their_base_arm():
+    cfg = copy.deepcopy(SMOKE)
+    cfg["arms"].update(force_shuffle={"of": "force", "ablation": "shuffle"}, force_invert={"of": "force", "ablation": "invert"},
+                       force_reinit={"of": "force", "ablation": "reinit"})
+    cfg["grid"][0]["arms"] += ["force_shuffle", "force_invert", "force_reinit"]
+    cells = {c["arm"]: c for c in expand(validate(cfg)) if c["sparsity"] == 0.9}
+    assert cells["force_shuffle"]["method"] == "force" and cells["force_shuffle"]["options"] == {"steps": 3, "shuffle": True}
+    assert cells["force_invert"]["options"] == {"steps": 3, "invert": True}
+    assert cells["force_reinit"]["options"] == {"steps": 3} and cells["force_reinit"]["reinit"]
+    from prunebench.paths import init_path, train_init_path
+
+    assert train_init_path(cells["force_reinit"]) != init_path(cells["force_reinit"])
+    assert train_init_path(cells["force"]) == init_path(cells["force"])
+    for bad, needle in [({"of": "nope", "ablation": "shuffle"}, "not an arm"), ({"of": "force", "ablation": "x"}, "ablation"),
+                        ({"of": "fggp", "ablation": "shuffle"}, "at initialization"),
+                        ({"method": "snip", "of": "force"}, "exactly one"), ({"of": "snip_ai", "ablation": "reinit"}, "isometry")]:
+        c2 = copy.deepcopy(SMOKE)
+        c2["arms"]["x"] = bad
+        with pytest.raises(PrunebenchError, match=needle):
+            validate(c2)

@@ -1,14 +1,16 @@
 """Artifact paths: readable, one pattern for every cell file (prunebench.paths)."""
-from prunebench.paths import CELL_FILES, CELL_PATTERN, cell_dir, fmt_sparsity, init_path
+from prunebench.paths import CELL_FILES, CELL_PATTERN, cell_dir, fmt_sparsity, init_path, train_init_path
 
 CELL = {"preset": "p", "dataset": "mnist", "model": "lenet300", "init": "orthogonal", "arm": "snip_ai",
-        "sparsity": 0.995, "seed": 2}
+        "sparsity": 0.995, "seed": 2, "seeds": {"init": 2, "reinit": 40002}}
 
 
 def test_cell_and_init_paths_are_readable():
     assert cell_dir(CELL) == "results/p/mnist/lenet300/orthogonal/snip_ai/s0.995/seed2"
     assert cell_dir(CELL, "/x") == "/x/p/mnist/lenet300/orthogonal/snip_ai/s0.995/seed2"
     assert init_path(CELL) == "results/p/mnist/lenet300/orthogonal/init/seed2.safetensors"
+    assert train_init_path(CELL) == init_path(CELL)
+    assert train_init_path({**CELL, "reinit": True}) == "results/p/mnist/lenet300/orthogonal/init/seed40002.safetensors"
     assert [fmt_sparsity(s) for s in (0.0, 0.9, 0.995, 0.999)] == ["0", "0.9", "0.995", "0.999"]
 
 

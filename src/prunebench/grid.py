@@ -24,7 +24,12 @@ from prunebench.methods import METHODS, method_info
 from prunebench.paths import cell_dir
 
 # Seeds per concern, derived from the cell seed and all recorded (one seed per concern).
-SEED_OFFSETS = {"init": 0, "data": 10_000, "prune": 20_000, "isometry": 30_000}
+SEED_OFFSETS = {"init": 0, "data": 10_000, "prune": 20_000, "isometry": 30_000, "reinit": 40_000}
+# Sanity-check ablations of an at-init arm (Frankle et al. 2021; Su et al. 2020), `{of: <arm>, ablation: ...}`:
+#   shuffle  the arm's per-layer densities with random positions     (pruning option `shuffle`)
+#   invert   keep the lowest-scored weights instead of the highest     (pruning option `invert`)
+#   reinit   the arm's mask, trained from a fresh draw of the same init scheme (the `reinit` seed)
+ABLATIONS = ("shuffle", "invert", "reinit")
 
 
 def seeds_for(seed: int) -> dict:
@@ -85,20 +90,35 @@ def validate(cfg: dict, where: str = "config") -> dict:
     _check_schema(cfg, where)
     arms = cfg["arms"]
     for name, arm in arms.items():
+        if ("method" in arm) == ("of" in arm):
+            raise PrunebenchError(f"{where}: arm {name!r} needs exactly one of method or of (an ablation of an arm)")
+        if "of" in arm:
+            base = arms.get(arm["of"])
+            if base is None or "method" not in base:
+                raise PrunebenchError(f"{where}: arm {name!r} is an ablation of {arm['of']!r}, which is not an arm "
+                                      f"with a method")
+            if not method_info(base["method"]).at_init:
+                raise PrunebenchError(f"{where}: arm {name!r}: ablations need a method pruning at initialization, "
+                                      f"not {base['method']!r}")
+            if arm.get("ablation") not in ABLATIONS:
+                raise PrunebenchError(f"{where}: arm {name!r}: ablation must be one of {', '.join(ABLATIONS)}")
+            if arm["ablation"] == "reinit" and base.get("isometry"):
+                raise PrunebenchError(f"{where}: arm {name!r}: a reinit ablation of an arm with approximate isometry "
+                                      "is not defined (isometry rewrites the pruned initialization)")
+            continue
         if arm["method"] not in METHODS:
             raise PrunebenchError(f"{where}: arm {name!r} has unknown method {arm['method']!r}; "
                                   f"choose one of: {', '.join(METHODS)}")
-    used = {}
     for i, block in enumerate(cfg["grid"]):
-        for a in block["arms"]:
+        for a in list(block["arms"]) + list(block.get("arm_options", {})):
             if a not in arms:
                 raise PrunebenchError(f"{where}: grid/{i} names unknown arm {a!r}; defined arms: {', '.join(arms)}")
-            used.setdefault(a, set()).update(block["sparsities"])
-    for name, sps in used.items():
-        try:
-            check_arm_options(arms[name]["method"], arms[name].get("options", {}), sorted(sps))
-        except PrunebenchError as e:
-            raise PrunebenchError(f"{where}: arm {name!r}: {e}") from None
+        for a in block["arms"]:
+            try:
+                check_arm_options(arm_method(cfg, a), arm_options(cfg, block, a), block["sparsities"])
+            except PrunebenchError as e:
+                raise PrunebenchError(f"{where}: arm {a!r}{f' in grid/{i}' if a in block.get('arm_options', {}) else ''}: "
+                                      f"{e}") from None
     seen = set()
     for c in expand(cfg):
         p = cell_dir(c)
@@ -106,6 +126,28 @@ def validate(cfg: dict, where: str = "config") -> dict:
             raise PrunebenchError(f"{where}: two grid cells share the result path {p} (blocks overlap)")
         seen.add(p)
     return cfg
+
+
+def _base(cfg: dict, arm: str) -> str:
+    return cfg["arms"][arm].get("of", arm)
+
+
+def arm_method(cfg: dict, arm: str) -> str:
+    return cfg["arms"][_base(cfg, arm)]["method"]
+
+
+def arm_options(cfg: dict, block: dict, arm: str) -> dict:
+    """An arm's method options in one grid block: the arm's own (an ablation's: its base arm's), updated by the
+    block's `arm_options` (e.g. FORCE's num_batches per data set); shuffle and invert ablations add their
+    pruning option."""
+    base = _base(cfg, arm)
+    out = {**copy.deepcopy(cfg["arms"][base].get("options", {})),
+           **copy.deepcopy(block.get("arm_options", {}).get(base, {})),
+           **copy.deepcopy(block.get("arm_options", {}).get(arm, {}))}
+    ablation = cfg["arms"][arm].get("ablation")
+    if ablation in ("shuffle", "invert"):
+        out[ablation] = True
+    return out
 
 
 def expand(cfg: dict) -> list:
@@ -118,18 +160,19 @@ def expand(cfg: dict) -> list:
         for init in block.get("inits", [cfg.get("init", "kaiming_normal")]):
             for arm_name in block["arms"]:
                 arm = cfg["arms"][arm_name]
-                method = arm["method"]
+                base = cfg["arms"][_base(cfg, arm_name)]
+                method = base["method"]
                 sps = [0.0] if method == "dense" else block["sparsities"]
                 for s in sps:
                     for seed in block["seeds"]:
                         cells.append({
                             "preset": preset, "dataset": block["dataset"], "model": block["model"],
                             "init": init, "arm": arm_name, "method": method, "sparsity": float(s),
-                            "seed": int(seed), "options": copy.deepcopy(arm.get("options", {})),
-                            "isometry": copy.deepcopy(arm.get("isometry")),
-                            "jsv": bool(block.get("jsv", False) or arm.get("jsv", False)),
-                            "train": {**train, **arm.get("train", {})}, "pruning": {**pruning, **arm.get("pruning", {})},
-                            "seeds": seeds_for(seed),
+                            "seed": int(seed), "options": arm_options(cfg, block, arm_name),
+                            "isometry": copy.deepcopy(base.get("isometry")),
+                            "jsv": bool(block.get("jsv", False) or base.get("jsv", False)),
+                            "train": {**train, **base.get("train", {})}, "pruning": {**pruning, **base.get("pruning", {})},
+                            "seeds": seeds_for(seed), "reinit": arm.get("ablation") == "reinit",
                         })
     return cells
 

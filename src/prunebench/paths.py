@@ -3,7 +3,7 @@
 Paths are readable, with no hashes in them (each cell's config hash is recorded inside its files):
 
     results/<preset>/data/<dataset>.json                                  data manifest
-    results/<preset>/<dataset>/<model>/<init>/init/seed<seed>.safetensors  initialization, shared by all arms
+    results/<preset>/<dataset>/<model>/<init>/init/seed<init seed>.safetensors  initialization, shared by arms
     results/<preset>/<dataset>/<model>/<init>/<arm>/s<sparsity>/seed<seed>/<file>   one cell
     results/<preset>/{summary,timing,layers,history}.csv, metrics.json, config.yaml
     results/<preset>/logs/<step>/<job>.log
@@ -46,10 +46,17 @@ def cell_dir(cell: dict, root: str = RESULTS) -> str:
         sparsity=fmt_sparsity(cell["sparsity"]), seed=cell["seed"])
 
 
-def init_path(cell: dict, root: str = RESULTS) -> str:
-    """The initialization a cell trains from: one per (dataset, model, init scheme, cell seed)."""
+def init_path(cell: dict, root: str = RESULTS, concern: str = "init") -> str:
+    """An initialization of the cell's (dataset, model, init scheme), named by its own seed: the cell's
+    `init` seed (pruned and, normally, trained), or its `reinit` seed (the reinitialisation ablation trains a
+    fresh draw of the same scheme)."""
     return f"{root}/{cell['preset']}/" + INIT_PATTERN.format(
-        dataset=cell["dataset"], model=cell["model"], init=cell["init"], seed=cell["seed"])
+        dataset=cell["dataset"], model=cell["model"], init=cell["init"], seed=cell["seeds"][concern])
+
+
+def train_init_path(cell: dict, root: str = RESULTS) -> str:
+    """The initialization a cell trains from (before approximate isometry, if any)."""
+    return init_path(cell, root, "reinit" if cell.get("reinit") else "init")
 
 
 def data_manifest(preset: str, dataset: str, root: str = RESULTS) -> str:

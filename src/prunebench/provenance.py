@@ -29,7 +29,7 @@ from prunebench.grid import expand
 from prunebench.io import canonical_json
 from prunebench.methods import METHODS, method_info
 from prunebench.paths import (CELL_FILES, RESOLVED_CONFIG, TABLE_FILES, cell_dir, data_manifest, figure_path, init_path,
-                              report_path, table_path)
+                              report_path, table_path, train_init_path)
 
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent  # src/ in a checkout: paths are reported relative to the checkout
@@ -139,8 +139,8 @@ def data_key(cfg: dict, dataset: str) -> str:
     return prov_hash("data", step_code("data"), dataset, cfg.get("data_sources", {}).get(dataset))
 
 
-def init_key(cfg: dict, c: dict) -> str:
-    return prov_hash("init", step_code("init"), c["dataset"], c["model"], c["init"], c["seeds"]["init"])
+def init_key(cfg: dict, c: dict, concern: str = "init") -> str:
+    return prov_hash("init", step_code("init"), c["dataset"], c["model"], c["init"], c["seeds"][concern])
 
 
 def prune_key(cfg: dict, c: dict) -> str:
@@ -157,7 +157,7 @@ def train_key(cfg: dict, c: dict) -> str:
     if c["isometry"]:
         up = isometry_key(cfg, c)
     elif info.at_init:
-        up = prune_key(cfg, c)
+        up = [prune_key(cfg, c), init_key(cfg, c, "reinit") if c.get("reinit") else None]
     else:
         up = init_key(cfg, c)
     during = [c["method"], c["options"], c["sparsity"]] if info.during else None
@@ -190,6 +190,7 @@ def output_ranks(cfg: dict, root: str = "results", figures_root: str = "figures"
     for c in expand(cfg):
         ranks[data_manifest(preset, c["dataset"], root)] = 1
         ranks[init_path(c, root)] = 2
+        ranks[train_init_path(c, root)] = 2
         d = cell_dir(c, root)
         for name, r in CELL_FILES.items():
             ranks[f"{d}/{name}"] = r

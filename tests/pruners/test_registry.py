@@ -109,7 +109,7 @@ def test_metadata_and_profile():
     mask = prune(net, "force", 0.9, data(), steps=3, seed=5)
     md = mask.metadata
     assert md["method"] == "force" and md["sparsity"] == 0.9 and md["seed"] == 5 and md["scope"] == "global"
-    assert md["options"] == {"count_rule": "exact", "steps": 3, "schedule": "exp", "num_batches": 1, "loss": "ce", "labels": "true",
+    assert md["options"] == {"count_rule": "exact", "invert": False, "shuffle": False, "steps": 3, "schedule": "exp", "num_batches": 1, "loss": "ce", "labels": "true",
                              "bn_mode": "train"}
     assert md["section"] == "A.3" and md["kept"] == keep_count(md["total"], 0.1)
     json.dumps(md, allow_nan=False)
@@ -153,3 +153,21 @@ def test_model_zoo_every_method(name, dataset, shape):
         assert mask.kept == keep_count(n, 0.05), method
         assert not mask.metadata["collapsed"]
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("method", sorted(at_init()))
+def test_sanity_check_ablations_shuffle_and_invert(method):
+    """shuffle keeps every layer's count at other positions; invert keeps the lowest-scored weights."""
+    net = small()
+    opts = FEW.get(method, {})
+    base = prune(net, method, 0.7, data(), seed=3, allow_collapse=True, **opts)
+    shuf = prune(net, method, 0.7, data(), seed=3, shuffle=True, allow_collapse=True, **opts)
+    assert [r["kept"] for r in shuf.layer_report()] == [r["kept"] for r in base.layer_report()]
+    assert shuf != base and shuf.metadata["options"]["shuffle"] is True
+    assert prune(net, method, 0.7, data(), seed=3, shuffle=True, allow_collapse=True, **opts) == shuf   # seeded
+    if method in ("random", "magnitude", "snip", "grasp", "prospr"):   # one scoring: invert = the other end
+        s = scores(net, method, data(), seed=3, **opts)
+        inv = prune(net, method, 0.7, data(), seed=3, invert=True, allow_collapse=True, **opts)
+        flat = torch.cat([v.reshape(-1) for v in s.values()])
+        kept = torch.cat([inv[n].reshape(-1) for n in s])
+        assert kept.sum() == keep_count(flat.numel(), 0.3) and flat[kept].max() <= flat[~kept].min()

@@ -221,9 +221,12 @@ def count_rule_option(official: str):
 
 @dataclass(frozen=True)
 class PrunerOptions(Options):
-    """Options every at-init method has: the keep-count rule."""
+    """Options every at-init method has: the keep-count rule and the two sanity-check ablations that act on
+    the mask (Frankle et al. 2021; Su et al. 2020; docs/methods.md "Sanity checks")."""
 
     count_rule: str = count_rule_option("the code's rule (see the method)")
+    invert: bool = option(False, "ablation: keep the lowest-scored weights instead of the highest", check=boolean)
+    shuffle: bool = option(False, "ablation: keep the method's per-layer counts at random positions", check=boolean)
 
 
 def labels_option():
@@ -277,6 +280,8 @@ class Pruner:
         return self.select(self.scores(model, batches, seed), sparsity, scope)
 
     def select(self, scores: dict, sparsity: float, scope: str) -> Mask:
+        if self.options.invert:
+            scores = {n: -s for n, s in scores.items()}
         if self.options.count_rule == "official":
             return select_official(scores, self.official_rule, scope, sparsity=sparsity,
                                    density=official_density(sparsity))
@@ -319,6 +324,8 @@ class IterativePruner(Pruner):
         """One step's mask. Exact rule: monotone methods may keep only weights still kept. Official rule: the
         code's threshold, after giving pruned weights the minimum score for monotone methods (as Iter SNIP's
         code does; ties at that minimum can bring pruned weights back into the mask, at value zero)."""
+        if self.options.invert:
+            scores = {n: -s for n, s in scores.items()}
         if self.options.count_rule != "official":
             return select(scores, density, scope, eligible=mask.masks if (self.monotone and mask is not None) else None)
         if self.monotone and mask is not None:

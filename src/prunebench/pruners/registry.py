@@ -60,6 +60,22 @@ def _check_densities(model, densities, density):
                               f"weights, the sparsity asks for {keep_count(total, density)}")
 
 
+SHUFFLE_STREAM = 1_000_003  # the shuffle's random positions come from seed + this (not the method's own draws)
+
+
+def shuffled(mask: Mask, seed: int) -> Mask:
+    """The layer-wise shuffle of a mask (Frankle et al. 2021): the same number of kept entries in every tensor,
+    at uniformly random positions drawn from the seed (exact counts, ties by position as everywhere)."""
+    from prunebench.pruners.common import top_mask
+
+    gen = torch.Generator().manual_seed(int(seed) + SHUFFLE_STREAM)
+    out = {}
+    for n, m in mask.items():
+        r = torch.rand(m.numel(), generator=gen, dtype=torch.float64)
+        out[n] = top_mask(r, int(m.sum())).reshape(m.shape)
+    return Mask(out)
+
+
 def _pruner(model, method, batches, options):
     pruner = pruner_class(method)(options)
     if pruner.needs_data and batches is None:
@@ -104,6 +120,8 @@ def prune(model, method: str, sparsity, batches=None, *, scope: str = "global", 
     device = model_device(model)
     with measure(device) as profile:
         mask = pruner.mask(model, stream, s, scope, seed)
+        if pruner.options.shuffle:
+            mask = shuffled(mask, seed)
     collapsed = Mask({n: mask[n] for n in weights}).check_collapse(allow_collapse)
     mask.metadata = {
         "method": method, "sparsity": s, "density_target": density, "scope": scope, "seed": seed,
