@@ -110,7 +110,7 @@ def validate(cfg: dict, where: str = "config") -> dict:
             raise PrunebenchError(f"{where}: arm {name!r} has unknown method {arm['method']!r}; "
                                   f"choose one of: {', '.join(METHODS)}")
     for i, block in enumerate(cfg["grid"]):
-        for a in list(block["arms"]) + list(block.get("arm_options", {})):
+        for a in list(block["arms"]) + list(block.get("arm_options", {})) + list(block.get("arm_pruning", {})):
             if a not in arms:
                 raise PrunebenchError(f"{where}: grid/{i} names unknown arm {a!r}; defined arms: {', '.join(arms)}")
         for a in block["arms"]:
@@ -171,7 +171,9 @@ def expand(cfg: dict) -> list:
                             "seed": int(seed), "options": arm_options(cfg, block, arm_name),
                             "isometry": copy.deepcopy(base.get("isometry")),
                             "jsv": bool(block.get("jsv", False) or base.get("jsv", False)),
-                            "train": {**train, **base.get("train", {})}, "pruning": {**pruning, **base.get("pruning", {})},
+                            "train": {**train, **base.get("train", {})},
+                            "pruning": {**pruning, **base.get("pruning", {}),
+                                        **block.get("arm_pruning", {}).get(_base(cfg, arm_name), {})},
                             "seeds": seeds_for(seed), "reinit": arm.get("ablation") == "reinit",
                         })
     return cells
