@@ -42,7 +42,8 @@ def write_manifest(path, dataset: str, cache, source=None, download: bool = True
     path, cache = Path(path), Path(cache)
     meta = cached_metadata(cache)
     if meta is None:
-        raise PrunebenchError(f"missing or incomplete data cache {str(cache)!r}: prepare it before writing a manifest")
+        raise PrunebenchError(f"missing or incomplete data cache {str(cache)!r}: "
+                              f"prepare it before writing a manifest")
     if meta.get("dataset") != dataset:
         raise PrunebenchError(f"data cache {str(cache)!r} holds {meta.get('dataset')!r}, not {dataset!r}")
     folder = path.parent
@@ -73,7 +74,8 @@ def _read_manifest(path: Path) -> dict:
         raise PrunebenchError(f"corrupt data manifest {str(path)!r}: expected dataset, cache and content_sha256")
     fmt = man.get("format")
     if fmt not in (None, MANIFEST_FORMAT):
-        raise PrunebenchError(f"data manifest {str(path)!r} has format {fmt!r}; this version reads {MANIFEST_FORMAT!r}")
+        raise PrunebenchError(f"data manifest {str(path)!r} has format {fmt!r}; "
+                              f"this version reads {MANIFEST_FORMAT!r}")
     return man
 
 
@@ -102,7 +104,8 @@ def open_data(path, device="cpu", val_fraction: float = 0.0, val_seed: int = 0) 
         data = load(man["dataset"], cache, device=device, val_fraction=val_fraction, val_seed=val_seed)
         got = data.metadata.get("content_sha256")
         if got != man["content_sha256"]:
-            raise PrunebenchError(f"data cache {str(cache)!r} has content {got}, the manifest expects {man['content_sha256']}")
+            raise PrunebenchError(f"data cache {str(cache)!r} has content {got}, "
+                                  f"the manifest expects {man['content_sha256']}")
         return data
     if not path.exists():
         raise PrunebenchError(f"missing data cache {str(path)!r}")
