@@ -12,16 +12,61 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def options_table() -> str:
-    """Every option where a paper and its official code differ (at-init and during-training pruners)."""
-    from prunebench.pruners import PAPER_VS_CODE_OPTIONS as AT_INIT
-    from prunebench.pruners.gradual import PAPER_VS_CODE_OPTIONS as DURING
+PAPER_PRESETS = ("force", "spp", "prospr", "fggp")  # force-check runs force's settings, spp-mnist spp's
 
-    rows = ["| method | option | default (paper) | official code | methods.md | note |", "|---|---|---|---|---|---|"]
-    for r in list(AT_INIT) + list(DURING):
-        rows.append(f"| {r['method']} | `{r['option']}` | `{r['default']!r}` | "
-                    f"{r['official'] if isinstance(r['official'], str) and ' ' in r['official'] else '`%r`' % (r['official'],)} | "
-                    f"{r['section']} | {r['note']} |")
+
+def _fmt(v) -> str:
+    if isinstance(v, str) and (" " in v or "(" in v):
+        return v
+    return f"`{v}`" if isinstance(v, str) else f"`{v!r}`"
+
+
+def preset_values(preset: str, methods: tuple, option: str) -> str:
+    """What a preset's arms of `methods` run for `option` (defaults filled in): one value, or value (arms)."""
+    import json
+    from collections import defaultdict
+
+    from prunebench.grid import expand, load_config
+    from prunebench.pruners.during import during_class
+    from prunebench.pruners.registry import pruner_class
+
+    cfg = load_config(README.parent / "config" / f"{preset}.yaml")
+    seen = defaultdict(set)
+    for c in expand(cfg):
+        if c["method"] not in methods or "of" in cfg["arms"][c["arm"]]:
+            continue
+        cls = pruner_class(c["method"]) if c["method"] in _at_init() else during_class(c["method"])
+        seen[json.dumps(cls.Options.from_dict(c["options"]).to_dict()[option])].add(c["arm"])
+    if not seen:
+        return "–"
+    if len(seen) == 1:
+        return _fmt(json.loads(next(iter(seen))))
+    return "; ".join(f"{_fmt(json.loads(v))} ({', '.join(sorted(arms))})" for v, arms in sorted(seen.items()))
+
+
+def _at_init():
+    from prunebench.methods import at_init
+
+    return at_init()
+
+
+def options_table() -> str:
+    """Every option where a paper's text and its official code differ, with what the library defaults to and
+    what each paper preset's arms run (generated from the Options metadata and the presets)."""
+    from prunebench.pruners.during import paper_vs_code as during_rows
+    from prunebench.pruners.registry import paper_vs_code as at_init_rows
+
+    merged = {}
+    for r in at_init_rows() + during_rows():  # one row per option shared by the during-training methods
+        key = (r["option"], repr(r["default"]), str(r["official"]), r["note"]) if r["method"] not in _at_init() else (r["method"], r["option"])
+        merged.setdefault(key, {**r, "methods": []})["methods"].append(r["method"])
+    head = "| method | option | paper text | official code | default | " + " | ".join(PAPER_PRESETS) + " | note |"
+    rows = [head, "|" + "---|" * (6 + len(PAPER_PRESETS))]
+    for r in merged.values():
+        methods = tuple(r["methods"])
+        cells = [preset_values(p, methods, r["option"]) for p in PAPER_PRESETS]
+        rows.append(f"| {', '.join(methods)} | `{r['option']}` | {_fmt(r['paper'])} | {_fmt(r['official'])} | "
+                    f"{_fmt(r['default'])} | " + " | ".join(cells) + f" | {r['section']}: {r['note']} |")
     return "\n".join(rows) + "\n"
 
 

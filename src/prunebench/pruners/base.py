@@ -224,7 +224,7 @@ class PrunerOptions(Options):
     """Options every at-init method has: the keep-count rule and the two sanity-check ablations that act on
     the mask (Frankle et al. 2021; Su et al. 2020; docs/methods.md "Sanity checks")."""
 
-    count_rule: str = count_rule_option("the code's rule (see the method)")
+    count_rule: str = count_rule_option("SynFlow's Rand/Mag: int((1-d)N) pruned, ties at the threshold pruned")
     invert: bool = option(False, "ablation: keep the lowest-scored weights instead of the highest", check=boolean)
     shuffle: bool = option(False, "ablation: keep the method's per-layer counts at random positions", check=boolean)
 
