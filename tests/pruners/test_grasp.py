@@ -10,9 +10,10 @@ from prunebench.pruners.common import select
 from prunebench.pruners.grasp import Grasp
 
 
-def grasp_net():
+def grasp_net(bn=False):
     torch.manual_seed(1)
-    return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    mid = [nn.BatchNorm1d(4)] if bn else []
+    return nn.Sequential(nn.Linear(3, 4), *mid, nn.Tanh(), nn.Linear(4, 3)).double()
 
 
 def grasp_batch():
@@ -29,7 +30,7 @@ def fd_hessian_gradient(net, x, y, temperature, chunks, eps=1e-4):
     net = copy.deepcopy(net)  # perturbed in place below
     order = torch.sort(y, stable=True).indices
     parts = list(zip(torch.tensor_split(x[order], chunks), torch.tensor_split(y[order], chunks)))
-    ws = [net[0].weight, net[2].weight]
+    ws = [net[0].weight, net[-1].weight]
 
     def grad_total():
         loss = sum(F.cross_entropy(net(a) / temperature, b) for a, b in parts)
@@ -47,12 +48,16 @@ def fd_hessian_gradient(net, x, y, temperature, chunks, eps=1e-4):
     with torch.no_grad():
         for w, d in zip(ws, v):
             w.add_(eps * d)
-    return {"0.weight": (plus[0] - minus[0]) / (2 * eps), "2.weight": (plus[1] - minus[1]) / (2 * eps)}
+    last = f"{len(net) - 1}.weight"
+    return {"0.weight": (plus[0] - minus[0]) / (2 * eps), last: (plus[1] - minus[1]) / (2 * eps)}
 
 
-@pytest.mark.parametrize("chunks,temperature", [(1, 1.0), (2, 200.0)])
-def test_grasp_hg_equals_finite_difference(chunks, temperature):
-    net = grasp_net()
+@pytest.mark.parametrize("chunks,temperature,bn", [(1, 1.0, False), (2, 200.0, False), (2, 200.0, True)])
+def test_grasp_hg_equals_finite_difference(chunks, temperature, bn):
+    """Hg of L_total = sum over the label-sorted chunks; with BN in train mode each class-disjoint half is
+    normalised with its own batch statistics (the official two-halves computation), which the reference's
+    per-chunk forward passes reproduce."""
+    net = grasp_net(bn)
     x, y = grasp_batch()
     hg = Grasp(temperature=temperature, chunks=chunks).hessian_gradient_product(net, [(x, y)])[0]
     fd = fd_hessian_gradient(net, x, y, temperature, chunks, eps=1e-3 if temperature > 1 else 1e-4)
@@ -89,3 +94,10 @@ def test_grasp_reinit_linear_uses_copy_weights():
     assert all(torch.equal(a[n], b[n]) for n in a)
     assert not torch.allclose(a["2.weight"], c["2.weight"])
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_grasp_halves_with_own_batch_statistics_differ_from_the_whole_batch():
+    net, (x, y) = grasp_net(bn=True), grasp_batch()
+    whole = Grasp(chunks=1).hessian_gradient_product(net, [(x, y)])[0]
+    halves = Grasp(chunks=2).hessian_gradient_product(net, [(x, y)])[0]
+    assert not torch.allclose(whole["0.weight"], halves["0.weight"], rtol=1e-3)

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn as nn
 
 from prunebench.errors import PrunebenchError
 from prunebench.models import prunable_parameters
@@ -70,3 +71,22 @@ def test_snip_reinit_scores_a_redrawn_copy():
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     with pytest.raises(PrunebenchError, match="invalid option reinit='default'"):
         prune(net, "snip", 0.5, b, reinit="default")
+
+
+def test_spp_epoch_sensitivity_is_abs_of_the_summed_gradient_with_biases():
+    """SPP's connection sensitivity: |sum over the epoch's batches of dL/dc| for weights AND biases
+    (docs/methods.md A.7) — not the sum of per-batch |dL/dc|. Two batches whose gradients of one weight
+    cancel: that weight's score is 0 under SPP, positive under sum |g|."""
+    net = nn.Sequential(nn.Linear(1, 1), nn.Linear(1, 2))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.fill_(0.5)
+        net[1].weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        net[1].bias.zero_()
+    b1 = (torch.tensor([[1.0]]), torch.tensor([0]))
+    b2 = (torch.tensor([[-1.0]]), torch.tensor([0]))
+    got = scores(net, "snip", [b1, b2], num_batches=2, prune_bias=True, loss="neg_logit")
+    # neg_logit, target 0: L = -(w1 (w0 x + b0) + c1); dL/dw0 = -w1 x, dL/db0 = -w1, dL/dw1 = -(w0 x + b0)
+    # batch 1 (x = 1):  g_w0 = -1, g_b0 = -1, g_w1 = [-1.5, 0];  batch 2 (x = -1): g_w0 = +1, g_b0 = -1, g_w1 = [0.5, 0]
+    # mean g: w0 0, b0 -1, w1 [-0.5, 0]  ->  |theta * mean g|: w0 0, b0 0.5, w1 [0.5, 0]
+    close(got, {"0.weight": [[0.0]], "0.bias": [0.5], "1.weight": [[0.5], [0.0]], "1.bias": [0.0, 0.0]})
