@@ -1,11 +1,11 @@
-"""Model zoo: prunable-weight counts pinned against methods.md B.1; forward shapes; init schemes."""
+"""Model zoo: prunable-weight counts pinned against docs/methods.md B.1; forward shapes; init schemes."""
 import pytest
 import torch
 
 from prunebench.errors import PrunebenchError
 from prunebench.models import build_model, count_prunable
 
-# methods.md B.1 (and hand counts for the MNIST nets)
+# docs/methods.md B.1 (and hand counts for the MNIST nets)
 COUNTS = [
     ("vgg19", "cifar10", 20_024_000), ("vgg19", "cifar100", 20_070_080), ("vgg19_bn_bias", "cifar10", 20_024_000),
     ("vgg16", "cifar100", 14_761_664), ("resnet50", "cifar10", 23_467_712), ("resnet32_grasp", "cifar10", 1_855_584),

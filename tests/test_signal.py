@@ -1,4 +1,4 @@
-"""Signal propagation: approximate isometry and Jacobian singular values (methods.md A.7, E.7)."""
+"""Signal propagation: approximate isometry and Jacobian singular values (docs/methods.md A.7, E.7)."""
 import pytest
 import torch
 import torch.nn as nn

@@ -1,4 +1,4 @@
-"""Seeded weight initialization of Conv2d/Linear weights (DESIGN.md `init`; methods.md A.3 pitfall 6, A.7).
+"""Seeded weight initialization of Conv2d/Linear weights (docs/methods.md A.3 pitfall 6, A.7).
 
 Schemes (biases are zeroed, BatchNorm is weight 1 / bias 0, for every scheme except `default`):
   kaiming_normal          N(0, 2/fan_in)              FORCE's training-script default (fan_in, ReLU gain)

@@ -1,9 +1,9 @@
-"""Model zoo: the exact variants of reference/methods.md B.1.
+"""Model zoo: the exact variants of docs/methods.md B.1.
 
 Every model is built from nn.Conv2d / nn.Linear (prunable weights), BatchNorm, activations, pooling
 and residual adds, so that every pruner works on it through `prunable_parameters`.
 
-| name            | definition (methods.md B.1)                                                     |
+| name            | definition (docs/methods.md B.1)                                                     |
 |-----------------|----------------------------------------------------------------------------------|
 | lenet300        | LeNet-300-100: 784-300-100-C, ReLU                                               |
 | lenet5          | LeNet-5-Caffe (SNIP): conv5x5(20) pool conv5x5(50) pool fc500 fc C               |

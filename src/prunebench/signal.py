@@ -1,4 +1,4 @@
-"""Signal-propagation tools of Lee et al. 2020 (SPP; methods.md A.7): approximate isometry and Jacobian
+"""Signal-propagation tools of Lee et al. 2020 (SPP; docs/methods.md A.7): approximate isometry and Jacobian
 singular values.
 
 - `approximate_isometry`: data-free; with the mask C fixed, plain SGD on the weights W minimises
@@ -50,7 +50,7 @@ def _objective(ws, cs):
 
 @torch.no_grad()
 def isometry_objective(model, mask: Mask | None = None) -> float:
-    """sum_l ||(C_l . W_l)(C_l . W_l)^T - I||_F over all prunable layers (methods.md A.7 "Approximate
+    """sum_l ||(C_l . W_l)(C_l . W_l)^T - I||_F over all prunable layers (docs/methods.md A.7 "Approximate
     isometry"); layers without a mask entry count as dense."""
     _, ws, cs = _layers(model, mask)
     if not ws:
@@ -60,7 +60,7 @@ def isometry_objective(model, mask: Mask | None = None) -> float:
 
 def approximate_isometry(model, mask: Mask | None, steps: int = 10000, lr: float = 0.1, progress: bool = False,
                          record_every: int = 1) -> list:
-    """Enforce approximate isometry on the kept weights, data-free (methods.md A.7, E.7).
+    """Enforce approximate isometry on the kept weights, data-free (docs/methods.md A.7, E.7).
 
     Plain SGD (lr 0.1, 10,000 iterations by default, as in the official `approximate_isometry.py`) on
     sum_l ||(C_l . W_l)(C_l . W_l)^T - I||_F with respect to the Conv2d/Linear weights only; biases, BN and
@@ -139,7 +139,7 @@ def _jacobians_loop(model, x):
 
 
 def jacobian_singular_values(model, inputs: torch.Tensor, method: str = "auto", return_values: bool = False) -> dict:
-    """Singular values of the per-example input-output Jacobian d logits / d input (methods.md A.7 "JSV
+    """Singular values of the per-example input-output Jacobian d logits / d input (docs/methods.md A.7 "JSV
     check").
 
     inputs: a batch [B, ...] (the official code uses batches of 10 training examples). The model is put in

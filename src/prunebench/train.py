@@ -1,4 +1,4 @@
-"""One training loop for every method (DESIGN.md `train`; methods.md B.2 for the papers' protocols).
+"""One training loop for every method (docs/methods.md B.2 for the papers' protocols).
 
 - SGD with momentum / Nesterov, weight decay, step / cosine / constant LR, optional label smoothing.
 - Masked ("sparse") training: gradients of pruned weights are zeroed before the step and pruned weights

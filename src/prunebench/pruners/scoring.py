@@ -43,9 +43,9 @@ class BatchStream:
     - a single batch `(x, y)` of tensors is treated as `[(x, y)]`;
     - a list or tuple of batches is cycled in order (batch 0, 1, ..., 0, 1, ...);
     - an iterator (``iter(b) is b``, e.g. a generator) is consumed: every draw is a fresh batch
-      (FORCE draws a fresh batch per step, methods.md A.3); running out is an error;
+      (FORCE draws a fresh batch per step, docs/methods.md A.3); running out is an error;
     - any other iterable (e.g. a DataLoader) is iterated and restarted when exhausted (like ProsPr's
-      loader handling, methods.md A.8).
+      loader handling, docs/methods.md A.8).
     """
 
     def __init__(self, batches, device=None, what="this method"):
@@ -125,10 +125,10 @@ def loss_value(logits: torch.Tensor, targets: torch.Tensor, loss: str = "ce", la
 
     loss   "ce":        cross-entropy  -sum_c p_c log softmax(z)_c       (the papers)
            "neg_logit": -sum_c p_c z_c; with true labels -z_y = F.nll_loss on raw logits, which is what
-                        the official FORCE code computes (methods.md A.3 pitfall 1, E.1)
+                        the official FORCE code computes (docs/methods.md A.3 pitfall 1, E.1)
     labels "true":      p = one-hot(target)
-           "uniform":   p = 1/C for every class (unsupervised pruning, SPP `fake_uniform`, methods.md A.7)
-    temperature: logits are divided by it first (GraSP uses 200, methods.md A.4).
+           "uniform":   p = 1/C for every class (unsupervised pruning, SPP `fake_uniform`, docs/methods.md A.7)
+    temperature: logits are divided by it first (GraSP uses 200, docs/methods.md A.4).
     """
     if logits.dim() != 2:
         logits = logits.reshape(logits.shape[0], -1)
@@ -160,7 +160,7 @@ def scoring_copy(model: nn.Module, bn_mode: str = "train", names=None) -> tuple:
     """(copy, {name: weight of the copy}): a deep copy in `bn_mode` ("train": batch statistics; "eval":
     running statistics), gradients enabled only on the prunable tensors `names` (default: every
     Conv2d/Linear weight), so that backward does no work for the rest. The caller's model is untouched
-    (methods.md A.2: pruning never touches the model that is trained)."""
+    (docs/methods.md A.2: pruning never touches the model that is trained)."""
     net = copy.deepcopy(model)
     net.train(bn_mode == "train")
     params = dict(net.named_parameters())
