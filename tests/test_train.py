@@ -160,14 +160,21 @@ def test_pruning_during_training_hook_changes_mask_and_density():
     assert Mask.from_model(model).kept <= m["_mask"].kept
 
 
-def test_divergence_is_a_clear_error():
+def test_divergence_is_recorded_as_a_failed_run(tmp_path):
+    """A run whose loss overflows is a result (SPP studies trainability), not a crash: metrics.json says it
+    diverged, with the best accuracy evaluated before it and no final accuracy."""
     model = initialize(build_model("lenet300", "mnist"), "kaiming_normal", 0)
     with torch.no_grad():  # weights that overflow the loss (a learning rate of 1e6 is now refused up front)
         for p in prunable_parameters(model).values():
             p.mul_(1e30)
-    cfg = TrainConfig(epochs=1, batch_size=32, lr=10.0, momentum=0.9, weight_decay=0.0)
-    with pytest.raises(PrunebenchError, match="diverged"):
-        train(model, tiny_data(), cfg, progress=False, log=lambda s: None)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=10.0, momentum=0.9, weight_decay=0.0)
+    lines = []
+    m = train(model, tiny_data(), cfg, out_dir=tmp_path, progress=False, log=lines.append)
+    assert m["diverged"] == {"epoch": 1, "step": m["steps"], "lr": 10.0} and m["final_acc"] is None
+    assert any("diverged" in line for line in lines)
+    import json
+
+    assert json.loads((tmp_path / "metrics.json").read_text())["diverged"]["epoch"] == 1
 
 
 def test_step_budget_and_evaluation_every_n_steps_resume_to_the_same_bytes(tmp_path):

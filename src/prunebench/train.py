@@ -257,8 +257,7 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
         if is_cuda:
             torch.cuda.synchronize()
         if not math.isfinite(float(loss_sum)):
-            raise PrunebenchError(f"training diverged in epoch {epoch + 1} (loss {float(loss_sum)}): "
-                                  f"lower the learning rate (now {lr:g})")
+            raise _Diverged(epoch + 1, step, lr)
         times["train_s"] += time.perf_counter() - t0
         times["images"] += seen
         t1 = time.perf_counter()
@@ -286,64 +285,94 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
                     "during": during.state_dict() if during is not None else None}
             save_tensors(ckpt_path, _checkpoint_tensors(model, optimizer, enforcer), meta)
     skip = step - start_epoch * steps_per_epoch  # steps of a resumed epoch already done (mid-epoch checkpoints)
-    for epoch in range(start_epoch, n_epochs):
-        lr = cfg.lr_at(epoch, n_epochs)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        t0 = time.perf_counter()
-        bar = _Progress(steps_per_epoch, f"epoch {epoch + 1}/{n_epochs}", progress)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        batches = D.train_batches(data, cfg.batch_size, epoch=epoch, seed=cfg.seed, augment=cfg.augment)
-        for i, (x, y) in enumerate(batches):
-            if i >= steps_per_epoch or step >= total_steps:
-                break
-            if i < skip:
-                continue
-            if cl:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                out = fwd(x)
-            loss = F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            enforcer.grads()
-            if before_step is not None:
-                before_step(step + 1, model)
-            optimizer.step()
-            enforcer.weights_()
-            step += 1
-            if during is not None:
-                new = during.after_step(step, model, enforcer.mask)
-                if new is not None:
-                    enforcer = MaskEnforcer(model, new)
-                    enforcer.weights_()
-            with torch.no_grad():
-                loss_sum += loss.detach() * y.numel()
-                correct += (out.argmax(1) == y).sum()
-            seen += y.numel()
-            if bar.bar is not None:
-                bar.update(float(loss))
-            if cfg.eval_every and (step % cfg.eval_every == 0 or step == total_steps):
-                best = record(epoch, step, lr)
-                save(epoch, step)
-                if stop_after_step is not None and stop_after_step <= step < total_steps:
-                    return {"interrupted_at_step": step}
-        bar.close()
-        skip = 0
-        if not cfg.eval_every:
-            best = record(epoch, step, lr)
-            save(epoch + 1, step)
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < n_epochs:
-            return {"interrupted_at_epoch": epoch + 1}
+    loss_sum = correct = seen = t0 = None  # bound per epoch inside loop()
 
-    last = history[-1]
-    metrics = {"final_acc": last.get("test_acc"), "best_acc": best, "final_loss": last.get("test_loss"),
-               "final_train_loss": last["train_loss"], "density": last["density"], "epochs": n_epochs,
+    def loop():
+        """The epochs; returns an interruption marker (tests) or None."""
+        nonlocal enforcer, step, best, skip, loss_sum, correct, seen, t0
+        for epoch in range(start_epoch, n_epochs):
+            lr = cfg.lr_at(epoch, n_epochs)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            t0 = time.perf_counter()
+            bar = _Progress(steps_per_epoch, f"epoch {epoch + 1}/{n_epochs}", progress)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen = 0
+            batches = D.train_batches(data, cfg.batch_size, epoch=epoch, seed=cfg.seed, augment=cfg.augment)
+            for i, (x, y) in enumerate(batches):
+                if i >= steps_per_epoch or step >= total_steps:
+                    break
+                if i < skip:
+                    continue
+                if cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                    out = fwd(x)
+                loss = F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                enforcer.grads()
+                if before_step is not None:
+                    before_step(step + 1, model)
+                optimizer.step()
+                enforcer.weights_()
+                step += 1
+                if during is not None:
+                    new = during.after_step(step, model, enforcer.mask)
+                    if new is not None:
+                        enforcer = MaskEnforcer(model, new)
+                        enforcer.weights_()
+                with torch.no_grad():
+                    loss_sum += loss.detach() * y.numel()
+                    correct += (out.argmax(1) == y).sum()
+                seen += y.numel()
+                if bar.bar is not None:
+                    bar.update(float(loss))
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == total_steps):
+                    best = record(epoch, step, lr)
+                    save(epoch, step)
+                    if stop_after_step is not None and stop_after_step <= step < total_steps:
+                        return {"interrupted_at_step": step}
+            bar.close()
+            skip = 0
+            if not cfg.eval_every:
+                best = record(epoch, step, lr)
+                save(epoch + 1, step)
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < n_epochs:
+                return {"interrupted_at_epoch": epoch + 1}
+
+        return None
+
+    diverged = None
+    try:
+        interrupted = loop()
+    except _Diverged as d:  # a result, not a crash: recorded as a failed run (best_acc is the best before it)
+        diverged, interrupted = d, None
+        log(f"WARNING: training diverged by step {d.step} (epoch {d.epoch}, lr {d.lr:g}); recorded as a failed run")
+    if interrupted is not None:
+        return interrupted
+    return _finish(cfg, history, best, step, n_epochs, enforcer, during, diverged, times, out_dir)
+
+
+class _Diverged(Exception):
+    def __init__(self, epoch, step, lr):
+        super().__init__(f"diverged in epoch {epoch}")
+        self.epoch, self.step, self.lr = epoch, step, lr
+
+
+def _finish(cfg, history, best, step, n_epochs, enforcer, during, diverged, times, out_dir) -> dict:
+    """metrics.json and timing.json of a finished (or diverged) run."""
+    last = history[-1] if history else {}
+    metrics = {"final_acc": None if diverged else last.get("test_acc"), "best_acc": best if best >= 0 else None,
+               "final_loss": None if diverged else last.get("test_loss"),
+               "final_train_loss": None if diverged else last.get("train_loss"),
+               "density": enforcer.mask.density if enforcer.mask is not None else 1.0, "epochs": n_epochs,
                "steps": step, "history": history}
+    if diverged:
+        metrics["diverged"] = {"epoch": diverged.epoch, "step": diverged.step, "lr": diverged.lr}
     if "val_acc" in last:
-        metrics["final_val_acc"] = last["val_acc"]
+        metrics["final_val_acc"] = None if diverged else last["val_acc"]
         metrics["best_val_acc"] = max(r["val_acc"] for r in history)
     if enforcer.mask is not None:
         metrics["collapsed"] = len(enforcer.mask.collapsed())
