@@ -125,4 +125,5 @@ def run(args) -> None:
             for p in set(out.iterdir()) - before:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         raise
-    log(f"final test acc {m['final_acc']:.4f}, best {m['best_acc']:.4f} -> {out / 'metrics.json'}")
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731  (a diverged run has no final accuracy)
+    log(f"final test acc {fmt(m['final_acc'])}, best {fmt(m['best_acc'])} -> {out / 'metrics.json'}")
