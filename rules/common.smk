@@ -1,4 +1,4 @@
-# Shared helpers of the rules: the one cell pattern, cell lookup, per-step source files, resources.
+# Shared helpers of the rules: the one cell pattern, cell lookup, argv builders, resources, the in-process runner.
 import json
 
 
@@ -21,13 +21,6 @@ def cell(w):
     if key not in CELLS:
         raise ValueError(f"{key} is not a cell of preset {PRESET}")
     return CELLS[key]
-
-
-def sources(step, method=None):
-    """The prunebench source files a step runs, declared as its inputs, `ancient` (their times after a
-    `git clone` are arbitrary). Content changes rerun the step through its provenance `key` param
-    (prunebench.provenance); the jobs downstream of a rerun job rerun with it."""
-    return [ancient(f) for f in V.step_sources(step, method)]
 
 
 def res(step, key, default):
@@ -100,7 +93,6 @@ def train_inputs(w):
     inp["init"] = f"{d}/weights_ai.safetensors" if c["isometry"] else P.train_init_path(c)
     if info.at_init:
         inp["mask"] = f"{d}/mask.safetensors"
-    inp["code"] = sources("train", c["method"])
     return inp
 
 

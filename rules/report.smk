@@ -23,7 +23,6 @@ rule aggregate:
         [f"{d}/metrics.json" for d in CELLS],
         [f"{d}/prune.json" for d, c in CELLS.items() if M.method_info(c["method"]).at_init],
         [f"{d}/isometry.json" for d, c in CELLS.items() if c["isometry"]],
-        code=sources("aggregate"),
     output:
         TABLES,
         cfgfile=RESOLVED_CONFIG,
@@ -42,7 +41,6 @@ rule aggregate:
 rule figure:
     input:
         TABLES,
-        code=sources("figure"),
     output:
         pdf=P.figure_path(PRESET, "{name}", "pdf"),
         png=report(
@@ -67,7 +65,6 @@ rule report:
         TABLES,
         FIGURE_FILES,
         claims=[ancient(f"paper/reference/{c}.yaml") for c in CLAIMS],
-        code=sources("report"),
     output:
         REPORT,
     log:

@@ -2,8 +2,6 @@
 
 
 rule data:
-    input:
-        code=sources("data"),
     output:
         P.data_manifest(PRESET, "{dataset}"),
     log:
@@ -21,8 +19,6 @@ rule data:
 
 
 rule init:
-    input:
-        code=sources("init"),
     output:
         f"{RES}/{P.INIT_PATTERN}",
     log:
@@ -44,7 +40,6 @@ rule prune:
     input:
         init=init_of,
         data=P.data_manifest(PRESET, "{dataset}"),
-        code=lambda w: sources("prune", cell(w)["method"]),
     output:
         mask=f"{CELL}/mask.safetensors",
         report=f"{CELL}/prune.json",
@@ -68,7 +63,6 @@ rule isometry:
         init=init_of,
         mask=f"{CELL}/mask.safetensors",
         data=P.data_manifest(PRESET, "{dataset}"),
-        code=sources("isometry"),
     output:
         weights=f"{CELL}/weights_ai.safetensors",
         report=f"{CELL}/isometry.json",

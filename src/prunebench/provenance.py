@@ -6,10 +6,10 @@
    jobs upstream of it. Snakemake's params trigger compares the recorded key with the current one, so a
    change to an option, to a source file a job runs, or to anything upstream reruns exactly the jobs
    downstream of it, and nothing else (editing the `report` command reruns no training).
-2. File times never cause a rerun: source files are declared as `ancient` inputs, and before the DAG is
-   built the main Snakemake process sets every existing output of the preset to a fixed time that grows
-   along the DAG (`settle_times`), so times after `git clone` or `dvc pull` are irrelevant while a job that
-   must rerun still takes everything downstream with it.
+2. File times never cause a rerun: source files are hashed into the key rather than declared as inputs,
+   and before the DAG is built the main Snakemake process sets every existing output of the preset to a
+   fixed time that grows along the DAG (`settle_times`), so times after `git clone` or `dvc pull` are
+   irrelevant while a job that must rerun still takes everything downstream with it.
 3. The source files a step runs are found by reading import statements (`module_closure`): a module's
    imports anywhere in its file, and the `__init__.py` of every package on its path (they run on import).
    Methods are imported by name through the method table at run time (`importlib`), which import statements
