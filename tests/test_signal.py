@@ -132,3 +132,20 @@ def test_validation():
     bad = Mask({"net.0.weight": torch.ones(3, 3, dtype=torch.bool)})
     with pytest.raises(PrunebenchError, match="does not fit"):
         approximate_isometry(model, bad, steps=1)
+
+
+def test_isometry_gradient_in_closed_form_equals_autograd():
+    from prunebench.signal import _objective, objective_and_gradient
+
+    g = torch.Generator().manual_seed(3)
+    ws = [torch.randn(5, 12, generator=g, dtype=torch.float64), torch.randn(4, 3, 2, 2, generator=g, dtype=torch.float64)]
+    cs = [(torch.rand(w.shape, generator=g) > 0.3).double() for w in ws]
+    ws = [w * c for w, c in zip(ws, cs)]
+    eyes = [torch.eye(w.shape[0], dtype=torch.float64) for w in ws]
+    loss, grads = objective_and_gradient(ws, cs, eyes)
+    leaves = [w.clone().requires_grad_(True) for w in ws]
+    ref = _objective(leaves, cs)
+    auto = torch.autograd.grad(ref, leaves)
+    torch.testing.assert_close(loss, ref.detach())
+    for a, b in zip(grads, auto):
+        torch.testing.assert_close(a, b)

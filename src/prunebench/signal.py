@@ -49,6 +49,22 @@ def _objective(ws, cs):
 
 
 @torch.no_grad()
+def objective_and_gradient(ws, cs, eyes) -> tuple:
+    """The isometry objective of masked weights `ws` (zero where the masks `cs` are) and its gradient, in
+    closed form: with B the weight flattened to [cout, rest] and A = B B^T - I, d||A||_F / dB = 2 A B / ||A||_F
+    (A is symmetric), masked by C. Two matrix products per layer instead of autograd's three, and no graph:
+    10,000 steps are the SPP protocol."""
+    total, grads = None, []
+    for w, c, eye in zip(ws, cs, eyes):
+        b = w.reshape(w.shape[0], -1)
+        a = torch.mm(b, b.t()).sub_(eye)
+        norm = torch.linalg.matrix_norm(a, ord="fro")
+        grads.append(torch.mm(a, b).mul_(2.0 / norm).reshape(w.shape).mul_(c))
+        total = norm if total is None else total + norm
+    return total, grads
+
+
+@torch.no_grad()
 def isometry_objective(model, mask: Mask | None = None) -> float:
     """sum_l ||(C_l . W_l)(C_l . W_l)^T - I||_F over all prunable layers (docs/methods.md A.7 "Approximate
     isometry"); layers without a mask entry count as dense."""
@@ -81,23 +97,22 @@ def approximate_isometry(model, mask: Mask | None, steps: int = 10000, lr: float
     if not params:
         return [0.0]
     with torch.no_grad():
-        ws = [(p.detach() * c).clone().requires_grad_(True) for p, c in zip(params, cs)]
+        ws = [(p.detach() * c).clone() for p, c in zip(params, cs)]
+        eyes = [torch.eye(w.shape[0], device=w.device, dtype=w.dtype) for w in ws]
     history = []
     report = max(1, steps // 10)
     for step in range(steps):
-        with torch.enable_grad():
-            loss = _objective(ws, cs)
-            grads = torch.autograd.grad(loss, ws)
+        loss, grads = objective_and_gradient(ws, cs, eyes)
         if step % record_every == 0:
-            history.append(float(loss.detach()))
+            history.append(float(loss))
         if progress and step % report == 0:
-            print(f"approximate isometry: step {step}/{steps} objective {float(loss.detach()):.6g}", file=sys.stderr)
+            print(f"approximate isometry: step {step}/{steps} objective {float(loss):.6g}", file=sys.stderr)
         if not torch.isfinite(loss):
-            raise PrunebenchError(f"approximate isometry diverged at step {step} (objective {float(loss.detach())}); "
+            raise PrunebenchError(f"approximate isometry diverged at step {step} (objective {float(loss)}); "
                                   f"lower lr (now {lr})")
         with torch.no_grad():
-            for w, g, c in zip(ws, grads, cs):
-                w.sub_(g, alpha=lr).mul_(c)
+            for w, g in zip(ws, grads):
+                w.sub_(g, alpha=lr)
     with torch.no_grad():
         for p, w in zip(params, ws):
             p.copy_(w)
