@@ -3,6 +3,7 @@ TABLES = [P.table_path(PRESET, n) for n in P.TABLE_FILES]
 RESOLVED_CONFIG = P.table_path(PRESET, P.RESOLVED_CONFIG)
 FIGURE_FILES = [P.figure_path(PRESET, name, ext) for name in FIGURES for ext in ("pdf", "png")]
 REPORT = P.report_path(PRESET)
+EMBEDDED = [P.report_figure_path(PRESET, name) for name in FIGURES]
 CAPTIONS = load_captions(os.path.join(workflow.basedir, "report", "captions.yaml"))
 
 
@@ -67,13 +68,15 @@ rule report:
         claims=[ancient(f"paper/reference/{c}.yaml") for c in CLAIMS],
     output:
         REPORT,
+        EMBEDDED,
     log:
         P.log_path(PRESET, "report", "report"),
     params:
         key=V.report_key(config),
         claims=V.source_hash([f"paper/reference/{c}.yaml" for c in CLAIMS] + ["paper/reference/schema.yaml"]),
         argv=lambda w, input, output: ["report", "--results-dir", RES, "--claims", *input.claims, "--out", output[0],
-                                       "--preset", PRESET, "--figures-dir", FIG],
+                                       "--preset", PRESET, "--figures-dir", FIG, "--embed-dir",
+                                       P.report_figure_path(PRESET, "x").rsplit("/", 1)[0]],
     threads: 1
     run:
         run_cli(params.argv, log[0])

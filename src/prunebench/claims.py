@@ -3,18 +3,21 @@
 API::
 
     load_claims(paths, schema=None) -> list[PaperClaims]   # files or folders; one-line PrunebenchError on bad files
-    check(claim, summary_df) -> Verdict                      # status: "holds" | "does not hold" | "not run"
-    check_all(papers, summary_df) -> {claim id: Verdict}
+    check(claim, summary_df) -> Verdict      # status: "holds" | "contradicted" | "inconclusive" | "not run"
 
-A claim compares arm means over seeds (of `final_acc` unless the claim or the file's `defaults`
-names another metric) in every *setting* — one (dataset, model, sparsity, init) cell — that the
-claim's `where` admits and where every operand has results. `dataset: any` (the default) means
-"whatever data set / model the results contain", so the same claim is checked on a paper's full
-grid and on the quick preset's small one. The claim holds when its comparison is true in all /
-a majority / any of those settings (`quantifier`). No setting with data: "not run".
+A claim compares arms over seeds (on `final_acc` unless the claim or the file's `defaults` names
+another metric) in every *setting* — one (dataset, model, sparsity, init) cell — that the claim's
+`where` admits and where every operand has results. `dataset: any` (the default) means "whatever data
+set / model the results contain", so the same claim is checked on a paper's full grid and on the quick
+preset's small one. Per setting, the claimed difference gets a 95% Welch interval over seeds and a
+status (`prunebench.stats`): **holds** (the interval excludes the claim's bar in the claimed direction),
+**contradicted** (it excludes it in the opposite direction) or **inconclusive** (otherwise, or fewer than
+3 seeds on a side). The claim's verdict combines its settings by its `quantifier` (all / majority / any).
+No setting with data: "not run". Failed seeds (diverged: no accuracy) are counted and left out of the
+means; collapsed seeds keep their (chance-level) accuracy and are counted.
 Kinds: greater (lhs > rhs + margin), close (|lhs − rhs| ≤ tolerance), near (|lhs − value| ≤ tolerance),
-best (arm beats every listed competitor), monotone (metric increases along a series of arms over x).
-See paper/README.md.
+best (arm beats each listed competitor), monotone (metric non-decreasing along a series of arms over x),
+beats_ablation (an arm beats its own sanity-check ablation, e.g. its layer-wise shuffle). See paper/README.md.
 """
 from __future__ import annotations
 
@@ -27,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prunebench import stats
 from prunebench.errors import PrunebenchError
 
 SETTING = ("dataset", "model", "sparsity", "init")
-STATUSES = ("holds", "does not hold", "not run")
+STATUSES = stats.STATUSES + ("not run",)
 ACC_METRICS = ("final_acc", "best_acc")
 _EPS = 1e-9
 
@@ -249,8 +253,12 @@ def _label(op: dict, metric: str) -> str:
     return lab + (f" [{', '.join(pins)}]" if pins else "")
 
 
+FAILED_NOTE = ("seeds whose training diverged have no accuracy: they are counted as failures and left out of the "
+               "means; collapsed seeds (a layer pruned away entirely) keep their measured accuracy and are counted")
+
+
 def _operand_table(df: pd.DataFrame, op: dict, where: dict, metric: str):
-    """(table with key columns + mean/std/n, key columns) for one operand."""
+    """(table with key columns + mean/std/n/failed/collapsed, key columns) for one operand."""
     pinned = [c for c in SETTING if c in op]
     d = df[_names_match(df["arm"], op["arm"])]
     d = _apply_where(d, where, skip=pinned)
@@ -258,16 +266,21 @@ def _operand_table(df: pd.DataFrame, op: dict, where: dict, metric: str):
         d = d[_sparsity_match(d[c], op[c])] if c == "sparsity" else d[d[c].astype(str) == str(op[c])]
     col = op.get("metric", metric)
     key = [c for c in SETTING if c not in pinned]
+    cols = key + ["mean", "std", "n", "failed", "collapsed"]
     if col not in d.columns:
-        return pd.DataFrame(columns=key + ["mean", "std", "n"]), key
+        return pd.DataFrame(columns=cols), key
     vals = _transform(pd.to_numeric(d[col], errors="coerce"), op.get("transform"))
-    d = d.assign(_v=vals).dropna(subset=["_v"])
+    collapsed = pd.to_numeric(d["collapsed"], errors="coerce").fillna(0) > 0 if "collapsed" in d.columns else False
+    d = d.assign(_v=vals, _collapsed=collapsed, _failed=vals.isna())
     # the same cell listed twice (e.g. 'prospr' and 'prospr_m3' globbed together) counts once per seed
     d = d.drop_duplicates(subset=key + ["seed"])
     if d.empty:
-        return pd.DataFrame(columns=key + ["mean", "std", "n"]), key
-    t = d.groupby(key, sort=True)["_v"].agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "n"})
-    return t, key
+        return pd.DataFrame(columns=cols), key
+    g = d.groupby(key, sort=True)
+    t = g["_v"].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    t["failed"] = g["_failed"].sum().astype(int)
+    t["collapsed"] = g["_collapsed"].sum().astype(int)
+    return t.reset_index(), key
 
 
 def _apply_top(joined: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -289,13 +302,15 @@ def _setting(row, cols) -> dict:
     return out
 
 
-def _decide(oks: list, quantifier: str) -> bool:
-    n_ok = sum(oks)
-    if quantifier == "all":
-        return n_ok == len(oks)
-    if quantifier == "majority":
-        return 2 * n_ok > len(oks)
-    return n_ok >= 1
+def _iv(a_mean, a_sd, a_n, b_mean, b_sd=None, b_n=None) -> stats.Interval:
+    sd = lambda v: float("nan") if v is None or pd.isna(v) else float(v)  # noqa: E731
+    return stats.summary_interval(float(a_mean), sd(a_sd), int(a_n), float(b_mean),
+                                  None if b_n is None else sd(b_sd), None if b_n is None else int(b_n))
+
+
+def _judge(iv: stats.Interval, kind: str, margin: float = 0.0, tolerance: float = 0.0) -> dict:
+    status, reason = stats.verdict(iv, kind, margin=margin, tolerance=tolerance)
+    return {"status": status, "reason": reason, "interval": iv.to_dict()}
 
 
 def _verdict(claim, rows, desc, absent, metric) -> Verdict:
@@ -304,13 +319,18 @@ def _verdict(claim, rows, desc, absent, metric) -> Verdict:
         why = f"no results for {', '.join(absent)}" if absent else "no setting where every operand has results"
         flt = _where_text(claim.get("where", {}))
         return Verdict(claim["id"], "not run", [], f"{desc} — {why}{' (where ' + flt + ')' if flt else ''}.", metric)
-    oks = [r["ok"] for r in rows]
-    holds = _decide(oks, q)
+    st = [r["status"] for r in rows]
+    status = stats.combine(st, q)
     need = {"all": "all", "majority": "a majority", "any": "at least one"}[q]
-    expl = f"{desc}: true in {sum(oks)} of {len(oks)} setting(s); {need} required."
+    counts = ", ".join(f"{st.count(x)} {x}" for x in stats.STATUSES if st.count(x))
+    expl = (f"{desc}: {len(st)} setting(s): {counts}; {need} must hold "
+            f"({int(stats.LEVEL * 100)}% Welch intervals, at least {stats.MIN_SEEDS} seeds a side).")
+    failed = sum(v.get("failed", 0) for r in rows for v in r["values"].values())
+    if failed:
+        expl += f" {failed} failed seed(s) left out (see the tables)."
     if absent:
         expl += f" Not run here: {', '.join(absent)}."
-    return Verdict(claim["id"], "holds" if holds else "does not hold", rows, expl, metric)
+    return Verdict(claim["id"], status, rows, expl, metric)
 
 
 def _where_text(where: dict) -> str:
@@ -340,26 +360,29 @@ def _check_pair(claim, df, metric):
     j = _apply_top(j, where)
     la, ra = _label(lhs, metric), _label(rhs, metric)
     kind = claim["kind"]
+    margin = float(claim.get("margin", 0.0))
     rows = []
     for _, r in j.sort_values([c for c in SETTING if c in j.columns]).iterrows() if len(j) else []:
-        a, b = float(r["mean_l"]), float(r["mean_r"])
-        if kind == "greater":
-            margin = float(claim.get("margin", 0.0))
-            ok = (a - b > margin) if claim.get("op", ">") == ">" else (a - b >= margin - _EPS)
-        else:  # close
-            ok = abs(a - b) <= float(claim["tolerance"]) + _EPS
-        values = {la: _val(a, r["std_l"], r["n_l"], lhs, metric),
-                  _rhs_key(ra, la): _val(b, r["std_r"], r["n_r"], rhs, metric)}
-        rows.append(dict(_setting(r, j.columns), values=values,
-                         diff=a - b, ok=bool(ok)))
+        if not (r["n_l"] and r["n_r"]):
+            continue
+        iv = _iv(r["mean_l"], r["std_l"], r["n_l"], r["mean_r"], r["std_r"], r["n_r"])
+        judged = (_judge(iv, "greater", margin=margin) if kind == "greater"
+                  else _judge(iv, "close", tolerance=float(claim["tolerance"])))
+        values = {la: _val(r, "_l", lhs, metric), _rhs_key(ra, la): _val(r, "_r", rhs, metric)}
+        rows.append(dict(_setting(r, j.columns), values=values, diff=iv.diff, **judged))
     on_txt = _on(metric, lhs, rhs)
     if kind == "greater":
-        op = claim.get("op", ">")
-        m = float(claim.get("margin", 0.0))
-        desc = f"{la} {op} {ra}{f' + {m:g}' if m else ''}{on_txt}"
+        desc = f"{la} {claim.get('op', '>')} {ra}{f' + {margin:g}' if margin else ''}{on_txt}"
     else:
         desc = f"|{la} − {ra}| ≤ {claim['tolerance']:g}{on_txt}"
     return rows, desc, _absent(df, [lhs["arm"], rhs["arm"]])
+
+
+def _check_ablation(claim, df, metric):
+    """The arm beats its own sanity-check ablation (Frankle et al. 2021): greater(arm, arm_<ablation>)."""
+    arm = claim["arm"]
+    pair = dict(claim, kind="greater", lhs={"arm": arm}, rhs={"arm": f"{arm}_{claim['ablation']}"})
+    return _check_pair(pair, df, metric)
 
 
 def _on(metric, *ops) -> str:
@@ -371,9 +394,11 @@ def _rhs_key(ra: str, la: str) -> str:
     return ra if ra != la else ra + " (rhs)"
 
 
-def _val(mean, std, n, op: dict, metric: str) -> dict:
-    """One operand's numbers; `metric`/`transform` tell the report how to print them."""
-    return {"mean": float(mean), "std": _nan(std), "n": int(n), "metric": op.get("metric", metric),
+def _val(r, suffix: str, op: dict, metric: str) -> dict:
+    """One operand's numbers in one setting; `metric`/`transform` tell the report how to print them."""
+    g = (lambda k: r[k + suffix]) if suffix else (lambda k: r[k])
+    return {"mean": _nan(g("mean")), "std": _nan(g("std")), "n": int(g("n")), "failed": int(g("failed")),
+            "collapsed": int(g("collapsed")), "metric": op.get("metric", metric),
             "transform": op.get("transform", "none")}
 
 
@@ -388,20 +413,33 @@ def _check_near(claim, df, metric):
     la = _label(op, metric)
     rows = []
     for _, r in t.iterrows():
-        a = float(r["mean"])
-        ok = abs(a - claim["value"]) <= claim["tolerance"] + _EPS
-        rows.append(dict(_setting(r, t.columns), values={la: _val(a, r["std"], r["n"], op, metric)},
-                         diff=a - claim["value"], ok=bool(ok)))
+        if not r["n"]:
+            continue
+        iv = _iv(r["mean"], r["std"], r["n"], claim["value"])
+        rows.append(dict(_setting(r, t.columns), values={la: _val(r, "", op, metric)}, diff=iv.diff,
+                         **_judge(iv, "near", tolerance=float(claim["tolerance"]))))
     desc = f"|{la} − {claim['value']:g}| ≤ {claim['tolerance']:g}{_on(metric, op)}"
     return rows, desc, _absent(df, [op["arm"]])
+
+
+def _all_of(judged: list) -> dict:
+    """A conjunction of sub-comparisons: holds iff all hold, contradicted iff any is (the first such
+    interval is shown), else inconclusive (the first undecided one is shown)."""
+    for status in (stats.CONTRADICTED, stats.INCONCLUSIVE):
+        for j in judged:
+            if j["status"] == status:
+                return j
+    return min(judged, key=lambda j: j["interval"]["lo"])
 
 
 def _check_best(claim, df, metric):
     where = claim.get("where", {})
     target, others = claim["arm"], list(claim["arms"])
+    margin = float(claim.get("margin", 0.0))
     tabs = {}
     for a in [target] + others:
         t, _ = _operand_table(df, {"arm": a}, where, metric)
+        t = t[t["n"] > 0]
         if len(t):
             tabs[a] = t.set_index(list(SETTING))
     rows = []
@@ -410,18 +448,17 @@ def _check_best(claim, df, metric):
             comp = {a: tabs[a].loc[idx] for a in others if a in tabs and idx in tabs[a].index}
             if not comp:
                 continue
-            vals = {target: _val(r["mean"], r["std"], r["n"], {}, metric)}
-            vals.update({a: _val(c["mean"], c["std"], c["n"], {}, metric) for a, c in comp.items()})
-            best_other = max(float(c["mean"]) for c in comp.values())
-            margin = float(claim.get("margin", 0.0))
-            ok = (r["mean"] - best_other > margin) if claim.get("op", ">") == ">" else \
-                (r["mean"] - best_other >= margin - _EPS)
+            vals = {target: _val(r, "", {}, metric)}
+            vals.update({a: _val(c, "", {}, metric) for a, c in comp.items()})
+            judged = [_judge(_iv(r["mean"], r["std"], r["n"], c["mean"], c["std"], c["n"]), "greater", margin=margin)
+                      for c in comp.values()]
+            pick = _all_of(judged)
             rows.append(dict(dict(zip(SETTING, (idx[0], idx[1], float(idx[2]), idx[3]))), values=vals,
-                             diff=float(r["mean"]) - best_other, ok=bool(ok)))
+                             diff=pick["interval"]["diff"], **pick))
         if rows:
             j = _apply_top(pd.DataFrame(rows), where)
             rows = [rows[i] for i in j.index]
-    desc = f"{target} {claim.get('op', '>')} best of ({', '.join(others)}) on {metric}"
+    desc = f"{target} {claim.get('op', '>')} each of ({', '.join(others)}) on {metric}"
     return rows, desc, _absent(df, [target] + others)
 
 
@@ -446,7 +483,7 @@ def _check_monotone(claim, df, metric):
     d = d.assign(_v=pd.to_numeric(d[metric], errors="coerce") if metric in d.columns else np.nan)
     d = d.dropna(subset=["_x", "_v"]).drop_duplicates(subset=list(SETTING) + ["_x", "seed"])
     rows = []
-    inc = claim.get("direction", "increasing") == "increasing"
+    sign = 1.0 if claim.get("direction", "increasing") == "increasing" else -1.0
     mode = claim.get("mode", "pairwise")
     tol = float(claim.get("tolerance", 0.0))
     if len(d):
@@ -454,32 +491,38 @@ def _check_monotone(claim, df, metric):
         for key, s in g.groupby(list(SETTING), sort=True):
             if len(s) < 2:
                 continue
-            s = s.sort_values("_x")
-            y = s["mean"].to_numpy() * (1 if inc else -1)
-            if mode == "endpoints":
-                ok = y[-1] > y[0]
-            else:
-                ok = bool(np.all(np.diff(y) >= -tol - _EPS))
-            vals = {f"x={x:g}": _val(m, sd, n, {}, metric)
+            s = s.sort_values("_x").reset_index(drop=True)
+            pairs = [(len(s) - 1, 0)] if mode == "endpoints" else [(i + 1, i) for i in range(len(s) - 1)]
+            judged = []
+            for hi_i, lo_i in pairs:  # sign * (later - earlier) > -tol (pairwise) or > 0 (endpoints)
+                a, b = s.iloc[hi_i], s.iloc[lo_i]
+                iv = _iv(sign * a["mean"], a["std"], a["count"], sign * b["mean"], b["std"], b["count"])
+                judged.append(_judge(iv, "greater", margin=0.0 if mode == "endpoints" else -tol))
+            pick = _all_of(judged)
+            vals = {f"x={x:g}": {"mean": float(m), "std": _nan(sd), "n": int(n), "failed": 0, "collapsed": 0,
+                                 "metric": metric, "transform": "none"}
                     for x, m, sd, n in zip(s["_x"], s["mean"], s["std"], s["count"])}
             rows.append(dict(dict(zip(SETTING, (key[0], key[1], float(key[2]), key[3]))), values=vals,
-                             diff=float(s["mean"].iloc[-1] - s["mean"].iloc[0]), ok=bool(ok)))
+                             diff=float(s["mean"].iloc[-1] - s["mean"].iloc[0]), **pick))
         if rows:
             j = _apply_top(pd.DataFrame(rows), where)
             rows = [rows[i] for i in j.index]
     series = ", ".join(f"{p['arm']}(x={p['x']:g})" if "x" in p else f"{p['arm']}(x={p['x_column']})"
                        for p in claim["series"])
+    inc = sign > 0
     what = "last > first" if mode == "endpoints" else f"non-{'de' if inc else 'in'}creasing within {tol:g}"
     desc = f"{metric} {'increasing' if inc else 'decreasing'} in x along {series} ({what})"
     return rows, desc, _absent(df, [p["arm"] for p in claim["series"]])
 
 
 _KINDS = {"greater": _check_pair, "close": _check_pair, "near": _check_near, "best": _check_best,
-          "monotone": _check_monotone}
+          "monotone": _check_monotone, "beats_ablation": _check_ablation}
 
 
 def check(claim: dict, summary: pd.DataFrame) -> Verdict:
-    """Verdict of one (validated) claim on a summary table, using the mean over seeds per setting."""
+    """Verdict of one (validated) claim on a summary table: per setting, the Welch interval of the claimed
+    difference over seeds and its status (prunebench.stats); the claim's verdict combines them by its
+    quantifier."""
     metric = claim.get("metric", "final_acc")
     if claim.get("kind") not in _KINDS:
         raise PrunebenchError(f"claim {claim.get('id')!r}: unknown kind {claim.get('kind')!r}")
@@ -490,7 +533,3 @@ def check(claim: dict, summary: pd.DataFrame) -> Verdict:
         if isinstance(r.get("diff"), float) and math.isnan(r["diff"]):
             r["diff"] = None
     return _verdict(claim, rows, desc, absent, metric)
-
-
-def check_all(papers: list[PaperClaims], summary: pd.DataFrame) -> dict:
-    return {c["id"]: check(c, summary) for p in papers for c in p.claims}

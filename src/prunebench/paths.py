@@ -8,7 +8,7 @@ Paths are readable, with no hashes in them (each cell's config hash is recorded 
     results/<preset>/{summary,timing,layers,history}.csv, metrics.json, config.yaml
     results/<preset>/logs/<step>/<job>.log
     figures/<preset>/<figure>.{pdf,png}
-    paper/replication-<preset>.md
+    paper/replication-<preset>.md, paper/figures/<preset>/<figure>.png   (git-tracked: readable without DVC)
 
 The Snakemake rules use `CELL_PATTERN` (one wildcard pattern for every per-cell output).
 """
@@ -73,6 +73,11 @@ def figure_path(preset: str, name: str, ext: str, root: str = FIGURES) -> str:
 
 def report_path(preset: str) -> str:
     return f"paper/replication-{preset}.md"
+
+
+def report_figure_path(preset: str, name: str) -> str:
+    """The report's git-tracked copy of a figure's PNG (readable without any DVC remote)."""
+    return f"paper/figures/{preset}/{name}.png"
 
 
 def log_path(preset: str, step: str, job: str, root: str = RESULTS) -> str:

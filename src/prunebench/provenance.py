@@ -29,7 +29,7 @@ from prunebench.grid import expand
 from prunebench.io import canonical_json
 from prunebench.methods import METHODS, method_info
 from prunebench.paths import (CELL_FILES, RESOLVED_CONFIG, TABLE_FILES, cell_dir, data_manifest, figure_path, init_path,
-                              report_path, table_path, train_init_path)
+                              report_figure_path, report_path, table_path, train_init_path)
 
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent  # src/ in a checkout: paths are reported relative to the checkout
@@ -199,6 +199,7 @@ def output_ranks(cfg: dict, root: str = "results", figures_root: str = "figures"
     for name in cfg.get("figures", []):
         for ext in ("pdf", "png"):
             ranks[figure_path(preset, name, ext, figures_root)] = 7
+        ranks[report_figure_path(preset, name)] = 8
     ranks[report or report_path(preset)] = 8
     return ranks
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from prunebench import claims as claims_mod
+from prunebench import stats
 from prunebench.figures import ARM_LABELS, DATASET_LABELS, FIGURES, Results, load_results
 from prunebench.io import atomic_path
 
@@ -41,12 +42,36 @@ def _pct(v) -> str:
     return f"{v * 100:.2f}"
 
 
+def _is_pct(v: dict) -> bool:
+    return v.get("metric") in claims_mod.ACC_METRICS and v.get("transform", "none") in ("none", None, "error")
+
+
 def _num(v: dict) -> str:
-    """mean ± std (n) of one operand, in % for accuracies."""
-    pct = v.get("metric") in claims_mod.ACC_METRICS and v.get("transform", "none") in ("none", None, "error")
-    f = (lambda x: f"{x * 100:.2f}%") if pct else (lambda x: f"{x:.4g}")
-    sd = f" ± {f(v['std'])}" if v.get("std") is not None else ""
-    return f"{f(v['mean'])}{sd} (n={v['n']})"
+    """mean ± std (n seeds; failures) of one operand, in % for accuracies."""
+    f = (lambda x: f"{x * 100:.2f}%") if _is_pct(v) else (lambda x: f"{x:.4g}")
+    if v.get("mean") is None:
+        body = "no value"
+    else:
+        body = f(v["mean"]) + (f" ± {f(v['std'])}" if v.get("std") is not None else "")
+    extra = [f"n={v['n']}"]
+    if v.get("failed"):
+        extra.append(f"{v['failed']} diverged")
+    if v.get("collapsed"):
+        extra.append(f"{v['collapsed']} collapsed")
+    return f"{body} ({', '.join(extra)})"
+
+
+def _ci(r: dict, pct: bool) -> str:
+    """Δ with its interval, e.g. '+1.23 pts [−0.40, +2.86]'."""
+    iv = r.get("interval") or {}
+    d = r.get("diff")
+    if d is None:
+        return "—"
+    scale, unit = (100.0, " pts") if pct else (1.0, "")
+    lo, hi = iv.get("lo"), iv.get("hi")
+    if lo is None or lo != lo:  # NaN: too few seeds for an interval
+        return f"{d * scale:+.2f}{unit} [no interval]"
+    return f"{d * scale:+.2f}{unit} [{lo * scale:+.2f}, {hi * scale:+.2f}]"
 
 
 def _md(s) -> str:
@@ -115,20 +140,99 @@ def _claim_block(c: dict, v: claims_mod.Verdict) -> list[str]:
             for lab in r["values"]:
                 if lab not in labels:
                     labels.append(lab)
-        head = ["dataset", "model", "sparsity", "init"] + [_md(lab) for lab in labels] + ["Δ", "true?"]
+        head = (["dataset", "model", "sparsity", "init"] + [_md(lab) for lab in labels]
+                + [f"Δ [{int(stats.LEVEL * 100)}% CI]", "verdict"])
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in v.numbers:
             cells = [DATASET_LABELS.get(r.get("dataset"), str(r.get("dataset", "—"))), str(r.get("model", "—")),
                      f"{r['sparsity'] * 100:g}%" if r.get("sparsity") is not None else "—", str(r.get("init", "—"))]
             cells += [_num(r["values"][lab]) if lab in r["values"] else "—" for lab in labels]
-            first = next(iter(r["values"].values()))
-            pct = first.get("metric") in claims_mod.ACC_METRICS and first.get("transform", "none") in ("none", "error")
-            d = r.get("diff")
-            cells.append("—" if d is None else (f"{d * 100:+.2f} pts" if pct else f"{d:+.4g}"))
-            cells.append("yes" if r["ok"] else "no")
+            cells.append(_ci(r, _is_pct(next(iter(r["values"].values())))))
+            cells.append(f"{r['status']} ({r['reason']})" if r["status"] != stats.HOLDS else r["status"])
             out.append("| " + " | ".join(_md(x) for x in cells) + " |")
         out.append("")
     return out
+
+
+def _preset_config(results) -> dict:
+    """The preset as the pipeline resolved it (results/<preset>/config.yaml, written by the aggregate rule)."""
+    import yaml
+
+    if isinstance(results, (str, Path)) and (Path(results) / "config.yaml").exists():
+        return yaml.safe_load((Path(results) / "config.yaml").read_text()) or {}
+    return {}
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2g} h" if seconds >= 360 else f"{seconds / 60:.2g} min"
+
+
+def _compute(S: pd.DataFrame) -> list[str]:
+    """Compute used: training and pruning time per device, pruning time per method. Measured times are the
+    only numbers of the report that change from run to run (this block is marked so tests can mask it)."""
+    if S.empty or "train_time_s" not in S.columns:
+        return []
+    d = S.copy()
+    d["device"] = d["device"].map(lambda v: "unknown" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+    L = ["<!-- compute -->", "## Compute used", "",
+         "Wall time of the training and pruning steps, summed over cells (measured; excludes data preparation, "
+         "figures and process start-up).", "", "| device | cells | training | pruning |", "|---|---|---|---|"]
+    for dev, g in d.groupby("device", sort=True):
+        L.append(f"| {_md(dev)} | {len(g)} | {_hours(float(g['train_time_s'].fillna(0).sum()))} | "
+                 f"{_hours(float(g['prune_time_s'].fillna(0).sum()))} |")
+    pr = d.dropna(subset=["prune_time_s"])
+    if len(pr):
+        L += ["", "Pruning wall time per method (mean over its cells, seconds):", "",
+              "| method | model | cells | mean | max |", "|---|---|---|---|---|"]
+        for (m, model), g in pr.groupby(["method", "model"], sort=True):
+            L.append(f"| {m} | {model} | {len(g)} | {g['prune_time_s'].mean():.3g} | {g['prune_time_s'].max():.3g} |")
+    return L + ["<!-- /compute -->", ""]
+
+
+def _obstacles(paper: str) -> list[str]:
+    """The paper-vs-code differences of the methods a paper uses, with their option names (generated)."""
+    from prunebench.pruners.during import paper_vs_code as during_rows
+    from prunebench.pruners.registry import paper_vs_code as at_init_rows
+
+    methods = {"force": ("force", "iter_snip", "snip", "grasp"), "spp": ("snip",),
+               "prospr": ("prospr", "snip", "grasp", "synflow", "force", "iter_snip"),
+               "fggp": ("fggp", "gmp", "mfgn_annealed")}.get(paper, ())
+    seen, out = set(), []
+    for r in at_init_rows() + during_rows():
+        if r["method"] in methods and (r["option"], r["note"]) not in seen:
+            seen.add((r["option"], r["note"]))
+            out.append(f"`{r['option']}` ({r['method']}): {r['note']}")
+    return out
+
+
+def _replication_summary(p, config: dict, S: pd.DataFrame, verdicts: dict) -> list[str]:
+    """A ReScience-style summary: full or partial replication, what ran at the paper's protocol and what was
+    scaled down (from the preset's `replication` block), the verdicts, the obstacles met."""
+    rep = (config or {}).get("replication", {}).get(p.paper)
+    L = ["### Replication summary", ""]
+    if rep:
+        L.append(f"- **{rep['scope'].capitalize()} replication** with preset `{config.get('preset', '?')}`.")
+        for k, title in (("protocol", "At the paper's protocol"), ("scaled", "Scaled down"), ("missing", "Not run")):
+            for item in rep.get(k, []):
+                L.append(f"- {title}: {_md(item)}")
+    else:
+        L.append(f"- Not a replication of the paper's protocol: preset `{config.get('preset', '?')}` runs small "
+                 "stand-ins (see its header); the verdicts say whether the claims' directions show up there.")
+    st = [verdicts[c["id"]].status for c in p.claims]
+    L.append("- Claims: " + ", ".join(f"{st.count(x)} {x}" for x in stats.STATUSES + ("not run",) if st.count(x)) + ".")
+    obstacles = _obstacles(p.paper)
+    if obstacles:
+        L.append("- Where the official code and the paper's text differ (the paper presets run the code's behaviour; "
+                 "option names in parentheses' methods): " + "; ".join(_md(o) for o in obstacles) + ".")
+    return L + [""]
+
+
+def _ours_minus_theirs(g: pd.DataFrame, value: float) -> str:
+    vals = g.dropna().tolist()
+    if not vals:
+        return "—"
+    iv = stats.interval(vals, float(value))
+    return iv.text(100.0, " pts")
 
 
 def _accuracy_table(S: pd.DataFrame, arms: list, reported: list) -> list[str]:
@@ -139,7 +243,8 @@ def _accuracy_table(S: pd.DataFrame, arms: list, reported: list) -> list[str]:
     keys = ["dataset", "model", "init", "arm", "sparsity"]
     g = d.groupby(keys, sort=False).agg(f_mean=("final_acc", "mean"), f_std=("final_acc", "std"),
                                         b_mean=("best_acc", "mean"), b_std=("best_acc", "std"),
-                                        n=("seed", "nunique")).reset_index()
+                                        n=("seed", "nunique"), failed=("final_acc", lambda v: int(v.isna().sum())),
+                                        ).reset_index()
     g["_arm"] = g["arm"].map(_arm_key)
     g = g.sort_values(["dataset", "model", "init", "_arm", "sparsity"]).drop(columns="_arm")
     rep = {}
@@ -152,7 +257,7 @@ def _accuracy_table(S: pd.DataFrame, arms: list, reported: list) -> list[str]:
             return "—"
         return f"{_pct(m)} ± {_pct(s)}" if not pd.isna(s) else _pct(m)
 
-    lines = ["| dataset | model | init | arm | sparsity | final acc % (mean ± std) | best acc % | seeds | paper |",
+    lines = ["| dataset | model | init | arm | sparsity | final acc % (mean ± std) | best acc % | seeds (diverged) | paper |",
              "|---|---|---|---|---|---|---|---|---|"]
     for _, r in g.iterrows():
         paper = []
@@ -163,12 +268,15 @@ def _accuracy_table(S: pd.DataFrame, arms: list, reported: list) -> list[str]:
                 x = rep[k]
                 if x["status"] == "transcribed" and x["value"] is not None:
                     sd = f" ± {_pct(x['std'])}" if x.get("std") is not None else ""
-                    paper.append(f"{_pct(x['value'])}{sd} ({metric}, {x['where']})")
+                    ours = d[(d["dataset"] == r["dataset"]) & (d["model"] == r["model"]) & (d["arm"] == r["arm"])
+                             & (d["init"] == r["init"]) & ((d["sparsity"] - r["sparsity"]).abs() < 1e-9)][metric]
+                    paper.append(f"{_pct(x['value'])}{sd} ({metric}, {x['where']}); ours − theirs "
+                                 f"{_ours_minus_theirs(ours, x['value'])}")
                 else:
                     paper.append(f"not transcribed ({x['where']})")
         cells = [DATASET_LABELS.get(r["dataset"], r["dataset"]), r["model"], r["init"], r["arm"],
                  f"{r['sparsity'] * 100:g}%", ms(r["f_mean"], r["f_std"]), ms(r["b_mean"], r["b_std"]),
-                 str(int(r["n"])), "; ".join(paper) or "—"]
+                 f"{int(r['n'])}" + (f" ({int(r['failed'])})" if r["failed"] else ""), "; ".join(paper) or "—"]
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
     lines.append("")
     left = sorted(k for k in rep if k not in matched)
@@ -187,10 +295,13 @@ def _accuracy_table(S: pd.DataFrame, arms: list, reported: list) -> list[str]:
 
 
 def render_report(results, claims_paths="paper/reference", out="paper/replication.md", preset: str | None = None,
-                  figures_dir=None, generated: str | None = None, results_label: str | None = None):
+                  figures_dir=None, generated: str | None = None, results_label: str | None = None,
+                  embed_dir=None):
     """(markdown text, {claim id: Verdict}) — see write_report."""
     res: Results = load_results(results, preset)
     S = res.summary
+    config = _preset_config(results)
+    shown = set(config.get("figures", FIGURES)) if config else set(FIGURES)
     papers = claims_mod.load_claims(claims_paths)
     papers.sort(key=lambda p: (PAPER_ORDER.index(p.paper) if p.paper in PAPER_ORDER else len(PAPER_ORDER), p.paper))
     verdicts = {c["id"]: claims_mod.check(c, S) for p in papers for c in p.claims}
@@ -208,17 +319,24 @@ def render_report(results, claims_paths="paper/reference", out="paper/replicatio
     L.append(f"Preset: **{preset_txt}** · results: `{results_label}`" + (f" · generated: {generated}" if generated else ""))
     L.append("")
     L.append("Generated by `prunebench report` from the results tables and the claim files in `paper/reference/` "
-             "(see `paper/README.md`). A claim is checked on the mean over seeds of each setting "
-             "(dataset, model, sparsity, init) where all its arms ran; it **holds** when true in all / a majority "
-             "/ any of those settings as the claim states, and is **not run** when no such setting exists. "
-             "Verdicts compare means; the standard deviations beside them show how much to trust small gaps. "
-             "Paper numbers are printed only where transcribed.")
+             "(see `paper/README.md`). A claim is checked in every setting (dataset, model, sparsity, init) where "
+             f"all its arms ran. Per setting, the claimed difference between arms gets a {int(stats.LEVEL * 100)}% "
+             "confidence interval over seeds from Welch's t (unequal variances; a bootstrap over 2–5 seeds would be "
+             "far too narrow). The setting **holds** when the interval excludes the claim's bar in the claimed "
+             "direction, is **contradicted** when it excludes it in the opposite direction, and is **inconclusive** "
+             f"otherwise or with fewer than {stats.MIN_SEEDS} seeds on a side. A claim combines its settings by its "
+             "quantifier (all: holds if every setting holds, contradicted if any is; majority; any) and is **not "
+             "run** when no setting exists. " + claims_mod.FAILED_NOTE.capitalize() + ". Paper numbers are printed "
+             "only where transcribed, with ours − theirs and its interval.")
     L.append("")
     L += ["## Where the results come from", ""] + _provenance(S) + [""]
-    L += ["## Verdicts at a glance", "", "| paper | claims | holds | does not hold | not run |", "|---|---|---|---|---|"]
+    L += _compute(S)
+    head = " | ".join(stats.STATUSES + ("not run",))
+    L += ["## Verdicts at a glance", "", f"| paper | claims | {head} |", "|---|---|" + "---|" * 4]
     for p in papers:
         st = [verdicts[c["id"]].status for c in p.claims]
-        L.append(f"| {p.paper} | {len(st)} | {st.count('holds')} | {st.count('does not hold')} | {st.count('not run')} |")
+        L.append(f"| {p.paper} | {len(st)} | " + " | ".join(str(st.count(x)) for x in stats.STATUSES + ("not run",))
+                 + " |")
     L.append("")
     for p in papers:
         L += [f"## {p.paper}: {_md(p.title)}", ""]
@@ -227,6 +345,7 @@ def render_report(results, claims_paths="paper/reference", out="paper/replicatio
             L += ["- " + m for m in meta] + [""]
         if p.meta.get("notes"):
             L += [_md(p.meta["notes"]), ""]
+        L += _replication_summary(p, config, S, verdicts)
         L += ["### Claims", "", "| id | claim | verdict |", "|---|---|---|"]
         for c in p.claims:
             L.append(f"| `{c['id']}` | {_md(c['text'])} | **{verdicts[c['id']].status}** |")
@@ -236,14 +355,14 @@ def render_report(results, claims_paths="paper/reference", out="paper/replicatio
         L += ["### Our numbers", "", "Test accuracy (%), mean ± std over seeds, beside the paper's number where "
               "transcribed.", ""]
         L += _accuracy_table(S, _paper_arms(p, set(S["arm"].dropna())), p.reported)
-        specs = [s for s in FIGURES.values() if s.paper == p.paper]
+        specs = [s for s in FIGURES.values() if s.paper == p.paper and s.name in shown]
         if specs:
             L += ["### Figures", ""]
             for s in specs:
                 if figures_dir is None:
                     L += [f"- `{s.name}`: {_md(s.reproduces)} (figures not generated for this report)"]
                     continue
-                png = Path(figures_dir) / f"{s.name}.png"
+                png = Path(embed_dir or figures_dir) / f"{s.name}.png"
                 rel = os.path.relpath(png, out.parent if str(out.parent) else ".").replace(os.sep, "/")
                 if png.exists():
                     L += [f"![{s.name}]({rel})", "", f"*`{s.name}`* — {_md(s.reproduces)}", ""]
@@ -256,11 +375,20 @@ def render_report(results, claims_paths="paper/reference", out="paper/replicatio
 
 
 def write_report(results, claims_paths="paper/reference", out="paper/replication.md", preset: str | None = None,
-                 figures_dir=None, generated: str | None = None, results_label: str | None = None) -> dict:
+                 figures_dir=None, generated: str | None = None, results_label: str | None = None,
+                 embed_dir=None) -> dict:
     """Write the replication report to `out` (atomically). `results`: a results folder, a list of them
-    or a Results. `figures_dir`: where `<figure name>.png` live (linked relative to `out`).
+    or a Results. `figures_dir`: where `<figure name>.png` live. `embed_dir`: a git-tracked folder the
+    PNGs are copied into and linked from (relative to `out`), so the report reads without any DVC remote.
     Returns {claim id: Verdict}."""
-    text, verdicts = render_report(results, claims_paths, out, preset, figures_dir, generated, results_label)
+    if embed_dir is not None and figures_dir is not None:
+        import shutil
+
+        for png in sorted(Path(figures_dir).glob("*.png")):
+            with atomic_path(Path(embed_dir) / png.name) as tmp:
+                shutil.copyfile(png, tmp)
+    text, verdicts = render_report(results, claims_paths, out, preset, figures_dir, generated, results_label,
+                                   embed_dir)
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return verdicts

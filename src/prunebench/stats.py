@@ -126,27 +126,36 @@ def interval(a, b, level: float = LEVEL) -> Interval:
     if not a:
         raise ValueError("interval needs at least one value of a")
     ma, va = _mean_var(a)
-    q = 0.5 + level / 2.0
     if isinstance(b, (int, float)):
-        diff, n_b = ma - float(b), None
-        if len(a) < 2:
-            return Interval(diff, float("nan"), float("nan"), len(a), None, float("nan"), level)
-        se2, df = va / len(a), len(a) - 1
+        return summary_interval(ma, math.sqrt(va) if len(a) > 1 else float("nan"), len(a), float(b), level=level)
+    b = [float(x) for x in b]
+    if not b:
+        raise ValueError("interval needs at least one value of b")
+    mb, vb = _mean_var(b)
+    return summary_interval(ma, math.sqrt(va) if len(a) > 1 else float("nan"), len(a),
+                            mb, math.sqrt(vb) if len(b) > 1 else float("nan"), len(b), level)
+
+
+def summary_interval(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float | None = None,
+                     n_b: int | None = None, level: float = LEVEL) -> Interval:
+    """`interval` from summary statistics: mean, sample standard deviation and count of a, and of b (or b
+    a number: `sd_b` and `n_b` None)."""
+    diff = float(mean_a) - float(mean_b)
+    nan = float("nan")
+    if n_a < 2 or (n_b is not None and n_b < 2):
+        return Interval(diff, nan, nan, int(n_a), None if n_b is None else int(n_b), nan, level)
+    sa = float(sd_a) ** 2 / n_a
+    if n_b is None:
+        se2, df = sa, n_a - 1
     else:
-        b = [float(x) for x in b]
-        if not b:
-            raise ValueError("interval needs at least one value of b")
-        mb, vb = _mean_var(b)
-        diff, n_b = ma - mb, len(b)
-        if len(a) < 2 or len(b) < 2:
-            return Interval(diff, float("nan"), float("nan"), len(a), n_b, float("nan"), level)
-        sa, sb = va / len(a), vb / len(b)
+        sb = float(sd_b) ** 2 / n_b
         se2 = sa + sb
-        df = se2 ** 2 / ((sa ** 2 / (len(a) - 1) if sa else 0.0) + (sb ** 2 / (len(b) - 1) if sb else 0.0)) if se2 else math.inf
+        den = (sa ** 2 / (n_a - 1) if sa else 0.0) + (sb ** 2 / (n_b - 1) if sb else 0.0)
+        df = se2 ** 2 / den if den else math.inf
     if se2 == 0.0:
-        return Interval(diff, diff, diff, len(a), n_b, math.inf, level)
-    half = t_quantile(q, df) * math.sqrt(se2)
-    return Interval(diff, diff - half, diff + half, len(a), n_b, df, level)
+        return Interval(diff, diff, diff, int(n_a), None if n_b is None else int(n_b), math.inf, level)
+    half = t_quantile(0.5 + level / 2.0, df) * math.sqrt(se2)
+    return Interval(diff, diff - half, diff + half, int(n_a), None if n_b is None else int(n_b), df, level)
 
 
 def verdict(iv: Interval, kind: str = "greater", margin: float = 0.0, tolerance: float = 0.0,

@@ -12,10 +12,13 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="paper/replication.md", help="output markdown")
     p.add_argument("--preset", default="", help="preset name")
     p.add_argument("--figures-dir", default=None, help="figures/<preset>, embedded in the report")
+    p.add_argument("--embed-dir", default=None,
+                   help="copy the PNGs here (git-tracked, e.g. paper/figures/<preset>) and link them from the report")
 
 
 def run(args) -> None:
     from prunebench.report import write_report
 
     write_report(Path(args.results_dir), [Path(p) for p in args.claims], out=Path(args.out), preset=args.preset or None,
-                 figures_dir=Path(args.figures_dir) if args.figures_dir else None, results_label=args.results_dir)
+                 figures_dir=Path(args.figures_dir) if args.figures_dir else None, results_label=args.results_dir,
+                 embed_dir=Path(args.embed_dir) if args.embed_dir else None)
