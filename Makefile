@@ -40,3 +40,13 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The one prepared GPU run (benchmarks/README.md, "GPU check"): gpu-check-prepare copies the data into
+# .device-data/ and the wheels the GPU machine lacks into .whl/ (the two folders the device run carries);
+# gpu-check-cpu runs the script's CPU smoke mode on that data (every part, tiny).
+.PHONY: gpu-check-prepare gpu-check-cpu
+gpu-check-prepare:
+	bash benchmarks/prepare_gpu_check.sh
+
+gpu-check-cpu: $(STAMP) gpu-check-prepare
+	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh --cpu-smoke --data-sources .device-data
