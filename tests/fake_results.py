@@ -144,11 +144,19 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
             pd.DataFrame(history, columns=list(HISTORY_COLUMNS)))
 
 
+def write_table(df: pd.DataFrame, path) -> None:
+    """Write a results table as the aggregator does: CSV plus its checksum sidecar."""
+    from prunebench.io import write_checked_text
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_checked_text(path, df.to_csv(index=False, lineterminator="\n"))
+
+
 def write_fake_results(out_dir, **kw) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     s, lay, h = fake_tables(**kw)
-    s.to_csv(out / "summary.csv", index=False)
-    lay.to_csv(out / "layers.csv", index=False)
-    h.to_csv(out / "history.csv", index=False)
+    write_table(s, out / "summary.csv")
+    write_table(lay, out / "layers.csv")
+    write_table(h, out / "history.csv")
     return out

@@ -1,6 +1,7 @@
 """Every paper figure draws from fake pipeline tables, with and without missing arms, byte-stably."""
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from fake_results import fake_tables, write_fake_results
+from fake_results import fake_tables, write_fake_results, write_table
 from prunebench import figures
 from prunebench.errors import PrunebenchError
 
@@ -92,7 +93,7 @@ def test_no_data_writes_placeholder_and_warns(tmp_path, caplog):
     s, _, _ = fake_tables(preset="quick", seeds=(0,))
     d = tmp_path / "res"
     d.mkdir()
-    s[s["arm"] == "dense"].to_csv(d / "summary.csv", index=False)
+    write_table(s[s["arm"] == "dense"], d / "summary.csv")
     with caplog.at_level(logging.WARNING, logger="prunebench.figures"):
         for name in NAMES:
             pdf, png = figures.make_figure(name, d, tmp_path / "out" / name, "quick")
@@ -114,10 +115,23 @@ def test_bad_inputs_are_one_line_errors(tmp_path, full):
         figures.make_figure("nope", full, tmp_path / "x")
     bad = tmp_path / "bad"
     bad.mkdir()
-    pd.read_csv(full / "summary.csv").drop(columns=["final_acc"]).to_csv(bad / "summary.csv", index=False)
+    write_table(pd.read_csv(full / "summary.csv").drop(columns=["final_acc"]), bad / "summary.csv")
     with pytest.raises(PrunebenchError, match="lacks column.*final_acc"):
         figures.make_figure("force_walltime", bad, tmp_path / "x")
     assert not list(tmp_path.glob("x*"))
+
+
+def test_a_changed_table_is_a_checksum_error(tmp_path, full):
+    bad = tmp_path / "tampered"
+    shutil.copytree(full, bad)
+    data = bytearray((bad / "summary.csv").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit
+    (bad / "summary.csv").write_bytes(bytes(data))
+    with pytest.raises(PrunebenchError, match="checksum mismatch in results table .*summary.csv"):
+        figures.load_results(bad, "quick")
+    (bad / "summary.csv.sha256").unlink()
+    with pytest.raises(PrunebenchError, match="has no checksum file"):
+        figures.load_results(bad, "quick")
 
 
 def test_one_style_per_arm():
@@ -155,7 +169,7 @@ def test_preset_filter_reaches_layers_and_history(full, tmp_path):
         if "preset" in b:
             b["preset"] = "other"
         b["seed"] = b["seed"] + 100
-        pd.concat([a, b]).to_csv(both / name, index=False)
+        write_table(pd.concat([a, b]), both / name)
     res = figures.load_results(both, "quick")
     assert set(res.summary["seed"]) == {0, 1} and set(res.layers["seed"]) == {0, 1}
     assert set(res.history["seed"]) == {0, 1}

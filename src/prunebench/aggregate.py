@@ -17,7 +17,7 @@ from pathlib import Path
 
 from prunebench.errors import PrunebenchError
 from prunebench.grid import cell_dir, expand, load_config
-from prunebench.io import atomic_path, read_json, write_json
+from prunebench.io import read_json, write_checked_text, write_json
 
 KEYS = ["dataset", "model", "arm", "method", "sparsity", "seed"]
 SUMMARY = ["preset", "dataset", "model", "arm", "method", "sparsity", "seed", "init", "density", "epochs",
@@ -47,8 +47,7 @@ def write_csv(path, columns, rows):
     w.writerow(columns)
     for r in rows:
         w.writerow([_fmt(r.get(c)) for c in columns])
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
+    write_checked_text(path, buf.getvalue())
 
 
 def _opt(path):

@@ -37,7 +37,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from prunebench.errors import PrunebenchError
-from prunebench.io import atomic_path
+from prunebench.io import atomic_path, verify_checked_file
 
 log = logging.getLogger("prunebench.figures")
 
@@ -119,6 +119,7 @@ def _read_table(path: Path, columns, required: bool) -> pd.DataFrame:
         if required:
             raise PrunebenchError(f"missing results table {str(path)!r}")
         return pd.DataFrame(columns=list(columns))
+    verify_checked_file(path)
     try:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -139,6 +140,7 @@ def _merge_timing(summary: pd.DataFrame, path: Path) -> pd.DataFrame:
     non-deterministic numbers, so summary.csv stays byte-stable)."""
     if not path.exists() or not len(summary):
         return summary
+    verify_checked_file(path)
     try:
         tim = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:

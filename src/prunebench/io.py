@@ -1,4 +1,12 @@
-"""File helpers: atomic writes (temp name + rename), canonical JSON, safetensors with metadata."""
+"""File helpers: atomic writes (temp name + rename), canonical JSON, checksummed safetensors and tables.
+
+Every artifact the project writes carries a content checksum that every read verifies, so a damaged or
+edited file (one flipped bit) is a one-line error naming the file, never silently different data:
+- safetensors files (masks, inits, checkpoints, data caches, AI weights): the field `_sha256` of the
+  `prunebench` metadata entry hashes the rest of that metadata (canonical JSON) and every tensor's name,
+  dtype, shape and bytes (one entry: safetensors writes several metadata entries in no fixed order);
+- results tables (CSV): a sidecar `<name>.sha256` in `sha256sum` format (`sha256sum -c` checks it too).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -59,13 +67,31 @@ def sha256_file(path, chunk=1 << 20) -> str:
     return h.hexdigest()
 
 
+CHECKSUM_KEY = "_sha256"
+
+
+def tensors_sha256(tensors: dict, metadata_text: str = "") -> str:
+    """SHA-256 of a metadata text and tensors: "<name>:<dtype>:<shape>\\n" then the bytes (C order), by name."""
+    import torch
+
+    h = hashlib.sha256(metadata_text.encode() + b"\n")
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(f"{name}:{str(t.dtype).replace('torch.', '')}:{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_tensors(path, tensors: dict, metadata: dict) -> None:
-    """Safetensors file with one JSON metadata entry `prunebench`; written atomically."""
+    """Safetensors file with the JSON metadata entry `prunebench` and its checksum; written atomically."""
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    if CHECKSUM_KEY in metadata:
+        raise ValueError(f"metadata key {CHECKSUM_KEY!r} is reserved for the checksum")
+    header = {**metadata, CHECKSUM_KEY: tensors_sha256(tensors, canonical_json(metadata))}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"prunebench": canonical_json(metadata)})
+        save_file(tensors, str(tmp), metadata={"prunebench": canonical_json(header)})
 
 
 def read_metadata(path, what="file") -> dict:
@@ -77,7 +103,9 @@ def read_metadata(path, what="file") -> dict:
         raise PrunebenchError(f"missing {what} {str(path)!r}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {}).get("prunebench", "{}"))
+            meta = json.loads((f.metadata() or {}).get("prunebench", "{}"))
+            meta.pop(CHECKSUM_KEY, None)  # verified when the tensors are loaded
+            return meta
     except Exception as e:  # safetensors raises several types for truncated/corrupt headers
         raise PrunebenchError(f"corrupt {what} {str(path)!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
@@ -95,4 +123,40 @@ def load_tensors(path, what="file"):
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises several types for truncated/corrupt headers
         raise PrunebenchError(f"corrupt {what} {str(path)!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    recorded = meta.pop(CHECKSUM_KEY, None) if isinstance(meta, dict) else None
+    if recorded is None:
+        raise PrunebenchError(f"{what} {str(path)!r} has no content checksum (not written by this version of "
+                              f"prunebench); delete it and rerun the step that makes it")
+    if tensors_sha256(tensors, canonical_json(meta)) != recorded:
+        raise PrunebenchError(f"checksum mismatch in {what} {str(path)!r}: it was changed or damaged after it was "
+                              f"written; delete it and rerun the step that makes it")
     return tensors, meta
+
+
+def checksum_path(path) -> Path:
+    """The `sha256sum`-format sidecar of a results table: `<name>.sha256`."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def write_checked_text(path, text: str) -> None:
+    """Write `text` to `path` and its checksum sidecar (both atomically; the sidecar last)."""
+    path = Path(path)
+    data = text.encode()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    with atomic_path(checksum_path(path)) as tmp:
+        tmp.write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+
+
+def verify_checked_file(path, what="results table") -> None:
+    """Raise a one-line error unless `path` matches its `<name>.sha256` sidecar."""
+    path, side = Path(path), checksum_path(path)
+    if not path.is_file():
+        raise PrunebenchError(f"missing {what} {str(path)!r}")
+    if not side.is_file():
+        raise PrunebenchError(f"{what} {str(path)!r} has no checksum file {side.name!r}; rerun the step that makes it")
+    recorded = side.read_text(errors="replace").split()
+    if not recorded or recorded[0] != sha256_file(path):
+        raise PrunebenchError(f"checksum mismatch in {what} {str(path)!r}: it was changed or damaged after it was "
+                              f"written; delete it and rerun the step that makes it")

@@ -24,7 +24,9 @@ TRAIN_FILES = ("metrics.json", "timing.json", "manifest.json")
 TRAIN_EXTRA = ("checkpoint.safetensors", "final_mask.safetensors")  # not declared outputs
 # Every file of a cell -> its depth in the DAG (prunebench.provenance settles file times by it).
 CELL_FILES = {**{f: 3 for f in PRUNE_FILES}, **{f: 4 for f in ISOMETRY_FILES}, **{f: 5 for f in TRAIN_FILES + TRAIN_EXTRA}}
-TABLE_FILES = ("summary.csv", "timing.csv", "layers.csv", "history.csv", "metrics.json")
+TABLES_CSV = ("summary.csv", "timing.csv", "layers.csv", "history.csv")
+# each CSV with its checksum sidecar (io.write_checked_text), then the aggregate metrics for DVC
+TABLE_FILES = tuple(f for n in TABLES_CSV for f in (n, n + ".sha256")) + ("metrics.json",)
 RESOLVED_CONFIG = "config.yaml"
 
 CELL_PATTERN = "{dataset}/{model}/{init}/{arm}/s{sparsity}/seed{seed}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -187,6 +188,15 @@ def _compute(S: pd.DataFrame) -> list[str]:
         for (m, model), g in pr.groupby(["method", "model"], sort=True):
             L.append(f"| {m} | {model} | {len(g)} | {g['prune_time_s'].mean():.3g} | {g['prune_time_s'].max():.3g} |")
     return L + ["<!-- /compute -->", ""]
+
+
+COMPUTE_BLOCK = re.compile(rb"<!-- compute -->.*?<!-- /compute -->\n?", re.S)
+
+
+def without_compute(report: bytes) -> bytes:
+    """The report with its measured-time block removed: the part that must be byte-identical between two runs
+    of the same configuration (the determinism tests and `prunebench verify` compare this)."""
+    return COMPUTE_BLOCK.sub(b"<!-- compute (masked) -->\n", report)
 
 
 def _obstacles(paper: str) -> list[str]:

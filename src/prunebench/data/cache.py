@@ -4,8 +4,8 @@ The cache ``<cache_dir>/<dataset>.safetensors`` holds ``train_x``/``test_x`` (N,
 ``train_y``/``test_y`` int64, plus JSON metadata: the source (kind, basename, sha256, how it was verified),
 ``source_note`` (how results on it must be labelled, e.g. "CIFAR-10 (JPEG q75 copy)"), ``lossy``, the
 class names and counts, and ``content_sha256`` (`content_sha256`), the key the pipeline uses for the
-data. It is written atomically; the same inputs give the same bytes. Every `load` recomputes the content
-hash and compares it with the recorded one, so a damaged cache (one flipped bit) is an error, never data.
+data. It is written atomically; the same inputs give the same bytes. Every `load` verifies the file's
+checksum (`prunebench.io`), so a damaged cache (one flipped bit) is an error, never data.
 
 The readers (`prunebench.data.formats`, which import tarfile, zipfile and, for images, PIL) are imported
 only when a cache is prepared.
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from prunebench.errors import PrunebenchError
-from prunebench.io import load_tensors, save_tensors
+from prunebench.io import CHECKSUM_KEY, load_tensors, save_tensors
 from prunebench.specs import DatasetSpec, dataset_spec
 
 from prunebench.data.common import DISPLAY_NAMES, check_seed, progress_enabled, say
@@ -83,7 +83,8 @@ def cached_metadata(path) -> dict | None:
         meta = json.loads(header.get("__metadata__", {}).get("prunebench", "{}"))
     except (ValueError, AttributeError):
         return None
-    if meta.get("format") != CACHE_FORMAT or not all(k in header for k in TENSOR_NAMES):
+    if meta.get("format") != CACHE_FORMAT or not all(k in header for k in TENSOR_NAMES) \
+            or meta.pop(CHECKSUM_KEY, None) is None:  # an older cache without checksum: rebuilt
         return None
     return meta
 
@@ -233,8 +234,8 @@ def load(dataset: str, cache, device="cpu", *, val_fraction: float = 0.0, val_se
     cache: the cache folder (holding `<dataset>.safetensors`) or the file itself.
     val_fraction, val_seed: hold out a deterministic validation split from train (`split_indices`);
         FORCE uses 0.1 with seed 1, SPP 0.1 (docs/methods.md B.2). Train is reduced accordingly.
-    Every load recomputes `content_sha256` and compares it with the metadata (catches silent corruption:
-    one flipped bit). A missing, truncated or corrupt cache is a one-line `PrunebenchError` naming the file.
+    Every load verifies the file's checksum (`io.load_tensors`: catches silent corruption, one flipped bit).
+    A missing, truncated or corrupt cache is a one-line `PrunebenchError` naming the file.
     """
     spec = dataset_spec(dataset)
     path = Path(cache)
@@ -253,11 +254,6 @@ def load(dataset: str, cache, device="cpu", *, val_fraction: float = 0.0, val_se
         want = torch.uint8 if name.endswith("_x") else torch.int64
         if t is None or t.dtype != want or (name.endswith("_x") and tuple(t.shape[1:]) != shape):
             raise PrunebenchError(f"corrupt data cache {str(path)!r}: bad tensor {name}")
-    got = content_sha256(tensors)
-    if got != meta.get("content_sha256"):
-        raise PrunebenchError(f"corrupt data cache {str(path)!r}: content does not match its content_sha256 "
-                              f"(recorded {str(meta.get('content_sha256'))[:16]}, found {got[:16]}); "
-                              f"delete it to rebuild")
     meta = dict(meta)
     train_x, train_y = tensors["train_x"], tensors["train_y"]
     val_x = val_y = None
