@@ -10,7 +10,7 @@ PRESET ?= quick
 SHARED_DATA := $(wildcard ../shared/data)
 export PRUNEBENCH_DATA_SOURCES ?= $(abspath $(SHARED_DATA))
 
-.PHONY: figures results report test test-fast bench venv clean-venv
+.PHONY: figures results test test-fast bench venv clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,6 @@ figures: $(STAMP)
 
 results: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) results --configfile config/$(PRESET).yaml
-
-report: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) figures --configfile config/$(PRESET).yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
