@@ -13,6 +13,13 @@ def add_arguments(p) -> None:
     p.add_argument("--results-root", default="results", help="results root")
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('aggregate', argv)
+
+
 def run(args) -> None:
     from prunebench.aggregate import aggregate
 

@@ -29,5 +29,34 @@ def run(args) -> None:
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "run.py"
     if not script.exists():
         raise PrunebenchError(f"benchmarks need a source checkout: {str(script)!r} not found")
-    sys.argv = [str(script)] + args.bench_args
-    runpy.run_path(str(script), run_name="__main__")
+    bench = runpy.run_path(str(script), run_name="prunebench_bench")  # defines, runs nothing
+    argv = list(args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args)
+    if not {"-h", "--help"} & set(argv):
+        check_bench_args(argv, list(bench["SUITES"]) + ["all"])
+    sys.argv = [str(script)] + argv
+    bench["main"](argv)
+
+
+def check_bench_args(argv, suites) -> None:
+    """benchmarks/run.py's arguments, checked before any benchmark runs (one-line errors, exit 2)."""
+    from prunebench.cli.common import check_creatable, check_int, check_threads
+    from prunebench.errors import PrunebenchError, choose
+
+    p = argparse.ArgumentParser(prog="prunebench bench", add_help=False)
+    p.add_argument("--suite", default="all")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", default="1")
+    p.add_argument("--full", action="store_true")
+    p.add_argument("--out", default=None)
+    ns, rest = p.parse_known_args(argv)
+    if rest:
+        raise PrunebenchError(f"unrecognized arguments: {' '.join(rest)} (see prunebench bench -- --help)")
+    choose("benchmark suite", ns.suite, suites)
+    try:
+        ns.threads = int(ns.threads)
+    except ValueError:
+        raise PrunebenchError(f"invalid --threads {ns.threads!r}: must be an integer >= 1") from None
+    check_int(ns.threads, "--threads", 1)
+    check_threads(ns)
+    if ns.out:
+        check_creatable(ns.out, "benchmark results")

@@ -9,6 +9,20 @@ from pathlib import Path
 from prunebench.errors import PrunebenchError
 
 
+def parse_args(cmd: str, argv):
+    """Parse `prunebench <cmd>`'s arguments; a usage error (unknown option, missing or ill-typed value) is one
+    line, "prunebench <cmd>: error: ...", and exit status 2, like every other bad input (no usage block)."""
+    from prunebench.cli import command_parser
+
+    p = command_parser(cmd)
+
+    def error(message):
+        p.exit(2, f"{p.prog}: error: {message} (see {p.prog} --help)\n")
+
+    p.error = error
+    return p.parse_args(argv)
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -86,4 +100,20 @@ def check_output(path, what: str) -> Path:
         raise PrunebenchError(f"cannot write {what} {str(path)!r}: folder {str(p.parent)!r} does not exist")
     if not os.access(p.parent, os.W_OK):
         raise PrunebenchError(f"cannot write {what} {str(path)!r}: folder {str(p.parent)!r} is not writable")
+    return p
+
+
+def check_creatable(path, what: str) -> Path:
+    """An output path whose missing folders the command may create: its nearest existing ancestor must be a
+    writable folder (checked before any work; nothing is created here)."""
+    import os
+
+    p = Path(path)
+    if p.is_dir():
+        raise PrunebenchError(f"cannot write {what} {str(path)!r}: it is a folder")
+    base = p.parent
+    while not base.exists() and base.parent != base:
+        base = base.parent
+    if not base.is_dir() or not os.access(base, os.W_OK):
+        raise PrunebenchError(f"cannot write {what} {str(path)!r}: {str(base)!r} is not a writable folder")
     return p

@@ -18,6 +18,13 @@ def add_arguments(p) -> None:
     p.add_argument("--manifest", default=None, help="also write a JSON manifest (cache path, content hash)")
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('data', argv)
+
+
 def run(args) -> None:
     from prunebench import data as D
     from prunebench.errors import PrunebenchError
@@ -28,6 +35,9 @@ def run(args) -> None:
         raise PrunebenchError(f"missing local source {args.source!r}")
     if args.manifest:
         check_output(args.manifest, "manifest")
+    cache_dir = Path(args.cache_dir)
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise PrunebenchError(f"--cache-dir {args.cache_dir!r} is a file, not a folder")
     t0 = time.perf_counter()
     cache = D.prepare(args.dataset, Path(args.cache_dir), source=args.source, download=not args.no_download)
     meta = D.cached_metadata(cache) or {}

@@ -13,7 +13,17 @@ def add_arguments(p) -> None:
     p.add_argument("--preset", default="", help="preset name for titles")
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('figure', argv)
+
+
 def run(args) -> None:
+    from prunebench.cli.common import check_creatable
     from prunebench.figures import make_figure
 
+    for ext in (".pdf", ".png"):
+        check_creatable(f"{args.out_stem}{ext}", "figure")
     make_figure(args.name, Path(args.results_dir), Path(args.out_stem), preset=args.preset or None)

@@ -11,6 +11,13 @@ def add_arguments(p) -> None:
     p.add_argument("--list", action="store_true", help="print every cell's result folder")
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('grid', argv)
+
+
 def run(args) -> None:
     from prunebench.grid import expand, load_config
     from prunebench.paths import cell_dir

@@ -16,6 +16,13 @@ def add_arguments(p) -> None:
     add_device(p, device=False)  # pinned: the orthogonal schemes' QR gives other bits with other thread counts
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('init', argv)
+
+
 def run(args) -> None:
     from prunebench.errors import choose
     from prunebench.init import SCHEMES, initialize, save_init

@@ -1,6 +1,8 @@
 """prunebench isometry: enforce approximate isometry on the kept weights (SPP, data-free; docs/methods.md A.7)."""
 from __future__ import annotations
 
+import math
+
 from prunebench.cli.common import add_device, check_input, check_int, check_number, check_output, check_threads, log, setup
 
 HELP = "enforce approximate isometry on the kept weights (SPP, data-free)"
@@ -19,6 +21,13 @@ def add_arguments(p) -> None:
     add_device(p)
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('isometry', argv)
+
+
 def run(args) -> None:
     from prunebench.errors import PrunebenchError
     from prunebench.init import init_metadata, model_from_init, save_init
@@ -27,7 +36,7 @@ def run(args) -> None:
     from prunebench.signal import approximate_isometry, isometry_objective
 
     check_int(args.steps, "--steps", 0)
-    check_number(args.lr, "--lr", 0.0, lo_open=True)
+    check_number(args.lr, "--lr", 0.0, 10.0, lo_open=True)  # the official setting is 0.1; above 10 it blows up
     check_int(args.jsv_examples, "--jsv-examples", 1)
     check_threads(args)
     check_output(args.out, "weights")
@@ -41,16 +50,23 @@ def run(args) -> None:
     device = setup(args)
     model, meta = model_from_init(args.init, device)
     mask = Mask.load(args.mask, model)
+    data = None
+    if args.jsv:  # read (and checksum) the data before the long isometry run, not after it
+        from prunebench.data import open_data
+
+        data = open_data(args.data, device)
     mask.apply(model)
     before = float(isometry_objective(model, mask))
     hist = approximate_isometry(model, mask, steps=args.steps, lr=args.lr, progress=True)
     report = {"steps": args.steps, "lr": args.lr, "objective_before": before,
               "objective_after": float(hist[-1]) if len(hist) else before}
+    if not math.isfinite(report["objective_after"]):
+        raise PrunebenchError(f"isometry diverged (objective {report['objective_after']}) with --lr {args.lr}: "
+                              f"nothing written; try a smaller --lr")
     if args.jsv:
-        from prunebench.data import open_data
         from prunebench.signal import data_jsv
 
-        report["jsv_isometry"] = data_jsv(model, open_data(args.data, device), args.jsv_examples, device)
+        report["jsv_isometry"] = data_jsv(model, data, args.jsv_examples, device)
     save_init(args.out, model, **{**meta, "isometry_steps": args.steps, "isometry_lr": args.lr})
     write_json(args.report, report)
     log(f"isometry: objective {before:.4f} -> {report['objective_after']:.4f} -> {args.out}")

@@ -8,6 +8,13 @@ def add_arguments(p) -> None:
     p.add_argument("--options", action="store_true", help="also list each method's options with their defaults")
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('methods', argv)
+
+
 def run(args) -> None:
     from prunebench.methods import TABLE
 

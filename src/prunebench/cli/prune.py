@@ -72,6 +72,13 @@ def validate(args) -> dict:
     return options
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('prune', argv)
+
+
 def run(args) -> None:
     import copy
 

@@ -16,9 +16,20 @@ def add_arguments(p) -> None:
                    help="copy the PNGs here (git-tracked, e.g. paper/figures/<preset>) and link them from the report")
 
 
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('report', argv)
+
+
 def run(args) -> None:
+    from prunebench.cli.common import check_creatable
     from prunebench.report import write_report
 
+    check_creatable(args.out, "report")
+    if args.embed_dir:
+        check_creatable(Path(args.embed_dir) / "x.png", "--embed-dir")
     write_report(Path(args.results_dir), [Path(p) for p in args.claims], out=Path(args.out), preset=args.preset or None,
                  figures_dir=Path(args.figures_dir) if args.figures_dir else None, results_label=args.results_dir,
                  embed_dir=Path(args.embed_dir) if args.embed_dir else None)

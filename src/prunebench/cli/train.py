@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 from pathlib import Path
 
@@ -92,9 +93,23 @@ def validate(args):
         from prunebench.errors import PrunebenchError
 
         raise PrunebenchError(f"--out-dir {args.out_dir!r} is a file")
+    base = out
+    while not base.exists() and base.parent != base:
+        base = base.parent
+    if not base.is_dir() or not os.access(base, os.W_OK):
+        from prunebench.errors import PrunebenchError
+
+        raise PrunebenchError(f"cannot write --out-dir {args.out_dir!r}: {str(base)!r} is not a writable folder")
     model, meta = model_from_init(args.init)
     mask = Mask.load(check_input(args.mask, "mask"), model) if args.mask else None
     return cfg, during, model, meta, mask
+
+
+def parse(argv):
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
+    from prunebench.cli.common import parse_args
+
+    return parse_args('train', argv)
 
 
 def run(args) -> None:
@@ -109,6 +124,9 @@ def run(args) -> None:
     data = open_data(args.data, device, val_fraction=args.val_fraction, val_seed=args.val_seed)
     out = Path(args.out_dir)
     before = set(out.iterdir()) if out.is_dir() else None
+    created = out  # the topmost folder this run creates (removed whole if the run fails)
+    while not created.parent.exists() and created.parent != created:
+        created = created.parent
     out.mkdir(parents=True, exist_ok=True)
     try:
         m = train(model, data, cfg, mask=mask, during=during, out_dir=out, device=device,
@@ -120,7 +138,7 @@ def run(args) -> None:
             {"data": cfg.seed, "init": meta.get("seed"), "val": args.val_seed}, device, args.threads))
     except Exception:  # a failed run leaves nothing behind (a killed one keeps its checkpoint to resume from)
         if before is None:
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(created, ignore_errors=True)
         else:
             for p in set(out.iterdir()) - before:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
