@@ -113,3 +113,16 @@ def test_ablation_arms_inherit_their_base_arm():
         c2["arms"]["x"] = bad
         with pytest.raises(PrunebenchError, match=needle):
             validate(c2)
+
+
+def test_preset_isometry_lr_has_the_command_line_range():
+    """A preset's isometry lr is bounded as `prunebench isometry --lr` is: a bad value fails at validation,
+    not when the isometry step runs."""
+    for lr in (0.0, 11.0):
+        c2 = copy.deepcopy(SMOKE)
+        c2["arms"]["x"] = {"method": "snip", "isometry": {"steps": 10, "lr": lr}}
+        with pytest.raises(PrunebenchError, match="lr"):
+            validate(c2)
+    c2 = copy.deepcopy(SMOKE)
+    c2["arms"]["x"] = {"method": "snip", "isometry": {"steps": 10, "lr": 10.0}}
+    validate(c2)
