@@ -1,11 +1,14 @@
-"""Collect every cell of a preset into tidy tables under results/<preset>/ (DESIGN.md `figures` input).
+"""Collect every cell of a preset into tidy tables under results/<preset>/ (the input of the figures and the
+report; the schema, column by column, is `prunebench.tables`).
 
-summary.csv  one row per cell: config columns + final/best accuracy, realised density, collapse, JSV stats
+summary.csv  one row per cell: config columns + final/best accuracy, realised density, collapse, divergence
+             (`diverged`: training diverged, so the cell has no final accuracy), JSV stats and `jsv_examples`
 layers.csv   one row per (cell, layer): per-layer density of the mask (at-init) or final mask (FGGP/GMP)
 history.csv  one row per (cell, epoch): lr, losses, accuracies, mask density
 timing.csv   one row per cell: pruning wall time / peak memory, training time, images/s. Timings are the
              only non-deterministic numbers, so they live apart: every other table is byte-stable.
-metrics.json mean final accuracy per (dataset, model, arm, sparsity), for `dvc metrics show/diff`.
+metrics.json mean final accuracy per (dataset, model, init, arm, sparsity) over the seeds that did not diverge,
+             and the number of diverged seeds per such setting, for `dvc metrics show/diff`.
 """
 from __future__ import annotations
 
@@ -18,15 +21,14 @@ from pathlib import Path
 from prunebench.errors import PrunebenchError
 from prunebench.grid import cell_dir, expand, load_config
 from prunebench.io import read_json, write_checked_text, write_json
+from prunebench.tables import HISTORY as _HISTORY
+from prunebench.tables import KEYS as _KEYS
+from prunebench.tables import LAYERS as _LAYERS
+from prunebench.tables import SUMMARY as _SUMMARY
+from prunebench.tables import TIMING as _TIMING
 
-KEYS = ["dataset", "model", "arm", "method", "sparsity", "seed"]
-SUMMARY = ["preset", "dataset", "model", "arm", "method", "sparsity", "seed", "init", "density", "epochs",
-           "final_acc", "best_acc", "final_loss", "collapsed", "layers", "isometry", "supervision",
-           "meta_steps", "start", "options"] + [f"jsv_{stage}_{s}" for stage in ("init", "prune", "isometry")
-                                                for s in ("mean", "std", "min", "max")] + ["source_note", "device", "cell_hash"]
-TIMING = KEYS + ["init", "prune_time_s", "prune_peak_mb", "train_time_s", "images_per_s"]
-LAYERS = KEYS + ["init", "layer_index", "layer", "numel", "kept", "density"]
-HISTORY = KEYS + ["init", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "density"]
+KEYS, SUMMARY, TIMING, LAYERS, HISTORY = list(_KEYS), list(_SUMMARY), list(_TIMING), list(_LAYERS), list(_HISTORY)
+JSV_EXAMPLES_DEFAULT = 10  # `prunebench prune --jsv-examples` default
 
 
 def _fmt(v):
@@ -84,10 +86,12 @@ def cell_rows(cell, root: Path, data_notes: dict):
     summary = {**keys, "preset": cell["preset"], "init": cell["init"], "density": metrics.get("density"),
                "epochs": metrics.get("epochs"), "final_acc": metrics.get("final_acc"), "best_acc": metrics.get("best_acc"),
                "final_loss": metrics.get("final_loss"), "collapsed": metrics.get("collapsed", 0),
+               "diverged": bool(metrics.get("diverged")),
                "layers": len(layers) if layers else "", "isometry": bool(cell.get("isometry")),
                "supervision": "unsupervised" if labels == "uniform" else "supervised",
                "meta_steps": cell["options"].get("inner_steps", 3) if cell["method"] == "prospr" else "",
                "start": _start(cell), "options": cell["options"], **jsv,
+               "jsv_examples": cell.get("pruning", {}).get("jsv_examples", JSV_EXAMPLES_DEFAULT) if cell.get("jsv") else "",
                "source_note": data_notes.get(cell["dataset"], cell["dataset"]),
                "device": manifest.get("device", ""), "cell_hash": prune.get("cell_hash") or manifest.get("config", {}).get("cell_hash", "")}
     timing = {**keys, "init": cell["init"], "prune_time_s": timing_p.get("scoring_s", timing_p.get("wall_s")),
@@ -122,10 +126,27 @@ def aggregate(config_path, results_root: Path = Path("results")) -> list:
     write_csv(out / "timing.csv", TIMING, timing)
     write_csv(out / "layers.csv", LAYERS, layers)
     write_csv(out / "history.csv", HISTORY, history)
-    groups = {}
-    for r in summary:
-        key = f"{r['dataset']}/{r['model']}/{r['arm']}/s{r['sparsity']:g}"
-        groups.setdefault(key, []).append(r["final_acc"])
-    write_json(out / "metrics.json", {"preset": cfg["preset"], "cells": len(summary),
-                                      "final_acc_mean": {k: sum(v) / len(v) for k, v in sorted(groups.items())}})
+    write_json(out / "metrics.json", {"preset": cfg["preset"], "cells": len(summary), **final_acc_means(summary)})
     return [out / n for n in ("summary.csv", "timing.csv", "layers.csv", "history.csv", "metrics.json")]
+
+
+def setting_key(row: dict) -> str:
+    """metrics.json key of a setting: dataset/model/init/arm/s<sparsity> (cells differing only by init differ)."""
+    return f"{row['dataset']}/{row['model']}/{row['init']}/{row['arm']}/s{float(row['sparsity']):g}"
+
+
+def final_acc_means(summary: list) -> dict:
+    """{"final_acc_mean": {setting: mean over the seeds with a final accuracy, or None when every seed
+    diverged}, "diverged": {setting: number of diverged seeds} (settings with any)}."""
+    groups, diverged = {}, {}
+    for r in summary:
+        key = setting_key(r)
+        acc = r.get("final_acc")
+        ok = acc is not None and not (isinstance(acc, float) and math.isnan(acc)) and not r.get("diverged")
+        groups.setdefault(key, [])
+        if ok:
+            groups[key].append(float(acc))
+        else:
+            diverged[key] = diverged.get(key, 0) + 1
+    return {"final_acc_mean": {k: (sum(v) / len(v) if v else None) for k, v in sorted(groups.items())},
+            "diverged": dict(sorted(diverged.items()))}
