@@ -30,6 +30,11 @@ CELLS = {P.cell_dir(c): c for c in G.expand(config)}
 # built. Only the main process does it (not the per-job steps on a cluster).
 if workflow.is_main_process:
     V.settle_times(config)
+    # After a crash (SIGKILL), rerunning the same command is the whole recovery: stale locks are removed.
+    from prunebench.workflow import clear_stale_locks
+
+    if clear_stale_locks("."):
+        print("prunebench: removed the locks of an earlier run that did not finish (killed?); resuming", file=sys.stderr)
 FIGURES = config.get("figures", [])
 CLAIMS = config.get("claims", [])
 

@@ -7,7 +7,7 @@ binaries) would not be worth carrying: the commands themselves need only jsonsch
 machine has. What is the same as `snakemake --cores N figures --configfile <preset>`:
 
 - the per-cell argument lists: `prune_argv`, `isometry_argv`, `train_argv` and `jarg` are read from
-  rules/common.smk itself (the text of those functions, executed here), so the prune / isometry / train
+  rules/common.smk itself (the text of those functions, executed by prunebench.workflow), so the prune / isometry / train
   commands are exactly the DAG's; the short data / init / aggregate / figure / report argument lists are
   copied from rules/run.smk and rules/report.smk (the data command gets `--no-download` in addition: the
   GPU machine has no network);
@@ -26,7 +26,6 @@ import concurrent.futures as cf
 import json
 import multiprocessing as mp
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,22 +39,13 @@ from prunebench import grid as G  # noqa: E402  (no torch)
 from prunebench import methods as M  # noqa: E402
 from prunebench import paths as P  # noqa: E402
 
-SMK_FUNCTIONS = ("jarg", "prune_argv", "isometry_argv", "train_argv")
+from prunebench.workflow import FUNCTIONS as SMK_FUNCTIONS  # noqa: E402,F401
+from prunebench.workflow import argv_builders  # noqa: E402
 
 
 def smk_functions(config: dict, device: str, path: Path = REPO / "rules" / "common.smk") -> dict:
-    """The argument builders of rules/common.smk, executed from its text with the names they use."""
-    text = Path(path).read_text()
-    chunks = []
-    for name in SMK_FUNCTIONS:
-        m = re.search(rf"^def {name}\(.*?(?=^\S|\Z)", text, re.M | re.S)
-        if m is None:
-            raise RuntimeError(f"{path}: function {name!r} not found (the pipeline's rules changed: update "
-                               f"benchmarks/gpu_pipeline.py)")
-        chunks.append(m.group(0))
-    ns = {"json": json, "P": P, "G": G, "M": M, "config": config, "DEVICE": device}
-    exec(compile("\n\n".join(chunks), str(path), "exec"), ns)
-    return {n: ns[n] for n in SMK_FUNCTIONS}
+    """The argument builders of rules/common.smk (prunebench.workflow.argv_builders)."""
+    return argv_builders(config, device, path)
 
 
 @dataclass

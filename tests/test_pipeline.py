@@ -2,15 +2,20 @@
 
 Checks every expected file, one summary row per cell, that a second run does nothing, that a changed
 pruning option reruns only the affected cells, that two runs from scratch give byte-identical outputs,
-and the DVC round trip: push -> fresh clone -> pull -> `snakemake figures` runs no prune/train job and
-gives byte-identical figures.
+the DVC round trip: push -> fresh clone -> pull -> `snakemake figures` runs no prune/train job and
+gives byte-identical figures, `prunebench verify` (passes, reproduces cells, catches a tampered metrics file
+and a flipped bit in a mask), and crash safety: SIGKILL during training, aggregation and figure drawing,
+then the same command, gives the same bytes as an uninterrupted run.
 """
 import csv
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +185,95 @@ def test_paper_presets_pass_a_dry_run(first_run, preset):
     r = sh([BIN / "snakemake", "-n", "figures", "--configfile", f"config/{preset}.yaml"], repo)
     counts = job_counts(r.stdout)
     assert counts.get("train", 0) > 0 and counts.get("figure", 0) > 0, r.stdout[-2000:]
+
+
+# ------------------------------------------------------------------------------------------------------
+# prunebench verify on the smoke preset (issue 12): passes on honest results, catches tampering.
+
+def verify(repo, *args):
+    """`prunebench verify` with the copy's own code (as its Snakefile uses), not the editable install's."""
+    return subprocess.run([BIN / "prunebench", "verify", "--preset", PRESET, *args], cwd=repo, capture_output=True,
+                          text=True, env={**env(), "PYTHONPATH": str(repo / "src")})
+
+
+def test_verify_passes_and_reproduces_cells_byte_for_byte(first_run):
+    repo, _ = first_run
+    r = verify(repo, "--reproduce", "3", "--seed", "7")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert "with --seed 7" in out and "reproduced: 3 of 3 cell(s) identical" in out and "result:     OK" in out
+    assert "0 output(s) would rerun" in out
+
+
+@pytest.mark.parametrize("tamper", ["metrics", "mask"])
+def test_verify_catches_tampering(first_run, tmp_path, tamper):
+    repo, _ = first_run
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True, ignore=shutil.ignore_patterns(".dvc", ".git"))
+    cell = sorted((copy / f"results/{PRESET}").rglob("mask.safetensors"))[0].parent
+    rel = cell.relative_to(copy)
+    if tamper == "metrics":
+        m = json.loads((cell / "metrics.json").read_text())
+        m["final_acc"] = round((m["final_acc"] or 0) + 0.01, 6)
+        (cell / "metrics.json").write_text(json.dumps(m, sort_keys=True, indent=2) + "\n")
+        needle = str(rel).split(f"results/{PRESET}/", 1)[1].rsplit("/s", 1)[0]  # the cell, named in the table check
+    else:
+        data = bytearray((cell / "mask.safetensors").read_bytes())
+        data[-1] ^= 0x01
+        (cell / "mask.safetensors").write_bytes(bytes(data))
+        needle = f"{rel}/mask.safetensors"
+    r = verify(copy)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out[-3000:]
+    assert "MISMATCH" in out and needle in out, out[-3000:]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Crash safety (issue 12): SIGKILL the whole pipeline mid-step, run the same command again, same bytes.
+
+def _kill_when(repo: Path, pattern: str, delay: float = 0.0, timeout: float = 600) -> bool:
+    """Start `snakemake figures`, SIGKILL its whole process group as soon as a file matching `pattern`
+    appears (plus `delay` seconds); return whether the pipeline was killed before it finished."""
+    proc = subprocess.Popen([BIN / "snakemake", "--cores", "2", "figures", "--configfile", f"config/{PRESET}.yaml"],
+                            cwd=repo, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    t0 = time.monotonic()
+    while proc.poll() is None and time.monotonic() - t0 < timeout:
+        if list(repo.glob(pattern)):
+            time.sleep(delay)
+            break
+        time.sleep(0.01)
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return killed
+
+
+def _same(got: dict, want: dict, when: str) -> None:
+    differ = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+    assert not differ, f"after a SIGKILL during {when} and a rerun, {len(differ)} output(s) differ: {differ[:10]}"
+
+
+def test_sigkill_during_train_aggregate_and_figures_then_the_same_command(first_run, tmp_path_factory):
+    reference = outputs(first_run[0])
+    repo = copy_repo(tmp_path_factory.mktemp("crash"))
+    res = repo / f"results/{PRESET}"
+    report = repo / f"paper/replication-{PRESET}.md"
+    # 1. during training: killed once a train job has run for a moment (its log exists)
+    assert _kill_when(repo, f"results/{PRESET}/logs/train/*.log", delay=1.0)
+    assert not report.exists() and list(res.rglob("mask.safetensors"))
+    snakemake(repo, "figures")  # the same command: stale locks and incomplete jobs are handled
+    _same(outputs(repo), reference, "train")
+    # 2. during aggregation, 3. during figure drawing: remove those outputs (and logs) and kill again
+    for step, outs in (("aggregate", [res / n for n in ("summary.csv", "layers.csv", "history.csv")]),
+                       ("figures", sorted((repo / f"figures/{PRESET}").glob("*.p*")))):  # log folders
+        for p in outs + [report]:
+            p.unlink()
+        shutil.rmtree(res / "logs" / step)
+        assert _kill_when(repo, f"results/{PRESET}/logs/{step}/*.log")
+        assert not report.exists()
+        snakemake(repo, "figures")
+        _same(outputs(repo), reference, step)
+    r = snakemake(repo, "figures", "-n")
+    assert job_counts(r.stdout) == {}

@@ -134,6 +134,7 @@ PER_COMMAND = [
     ("prunebench figure --name fig1 --results-dir {results} --out-stem {tmp}/f", "unknown figure 'fig1'"),
     ("prunebench report --results-dir {badresults} --claims {claims} --out {tmp}/r.md",
      "checksum mismatch in results table"),
+    ("prunebench verify --preset quick --config {config} --root {tmp}", "no results for preset 'quick'"),
     ("prunebench bench --suite nosuch", "unknown benchmark suite 'nosuch'"),
     ("prunebench methods --verbose", "unrecognized arguments: --verbose"),
 ]

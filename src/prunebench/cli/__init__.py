@@ -14,8 +14,8 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report", "bench",
-            "methods")
+COMMANDS = ("data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report", "verify",
+            "bench", "methods")
 
 
 def command_module(cmd: str):
@@ -53,14 +53,14 @@ def main(argv=None) -> int:
     from prunebench.errors import PrunebenchError
 
     try:
-        mod.run(args)
+        status = mod.run(args)  # None: success; an int: the command's own status (verify: 1 on a mismatch)
     except PrunebenchError as e:
         print(f"prunebench {cmd}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"prunebench {cmd}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 # ---------------------------------------------------------------------------------------------------

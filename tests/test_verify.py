@@ -1,0 +1,130 @@
+"""prunebench.verify and prunebench.workflow on small constructed trees (the end-to-end checks on the smoke
+preset are in tests/test_pipeline.py: verify passes, reproduces cells and catches tampering; SIGKILL)."""
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from prunebench import paths as P
+from prunebench import verify as VF
+from prunebench.errors import PrunebenchError
+from prunebench.grid import expand, load_config
+from prunebench.io import write_checked_text
+from prunebench.workflow import argv_builders, clear_stale_locks
+
+from conftest import REPO
+
+
+def smoke():
+    return load_config(REPO / "config" / "smoke.yaml")
+
+
+def test_every_declared_output_has_a_key_function():
+    cfg = smoke()
+    outs = VF.expected_outputs(cfg)
+    cells = expand(cfg)
+    assert all(f"{P.cell_dir(c)}/metrics.json" in outs for c in cells)
+    assert P.report_path("smoke") in outs and P.table_path("smoke", "summary.csv") in outs
+    from prunebench import provenance as V
+
+    c = next(c for c in cells if c["method"] == "snip")
+    assert outs[f"{P.cell_dir(c)}/mask.safetensors"](cfg) == V.prune_key(cfg, c)
+    assert outs[f"{P.cell_dir(c)}/metrics.json"](cfg) == V.train_key(cfg, c)
+    assert outs[P.table_path("smoke", "summary.csv")](cfg) == V.tables_key(cfg)
+
+
+def test_recorded_keys_read_snakemake_metadata_names(tmp_path):
+    meta = tmp_path / ".snakemake" / "metadata"
+    long = "results/smoke/" + "x" * 300 + "/metrics.json"  # Snakemake splits long names into folders
+    for path, key in (("results/smoke/summary.csv", "abc"), (long, "def")):
+        name = base64.urlsafe_b64encode(path.encode()).decode()
+        parts = [name[i:i + 255] for i in range(0, len(name), 255)]
+        f = meta.joinpath(*parts)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps({"rule": "x", "params": [repr(key), "'other'"]}))
+    assert VF.recorded_keys(tmp_path) == {"results/smoke/summary.csv": "abc", long: "def"}
+
+
+def test_choice_of_cells_is_seeded():
+    cfg = smoke()
+    a = [P.cell_dir(c) for c in VF.choose_cells(cfg, 3, 5)]
+    assert a == [P.cell_dir(c) for c in VF.choose_cells(cfg, 3, 5)] and len(set(a)) == 3
+    assert a != [P.cell_dir(c) for c in VF.choose_cells(cfg, 3, 6)]
+
+
+def test_table_difference_names_the_cell(tmp_path):
+    head = "dataset,model,init,arm,sparsity,seed,final_acc\n"
+    write_checked_text(tmp_path / "a.csv", head + "mnist,lenet5,kaiming_normal,snip,0.9,0,0.91\n")
+    write_checked_text(tmp_path / "b.csv", head + "mnist,lenet5,kaiming_normal,snip,0.9,0,0.90\n")
+    msg = VF._table_difference(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert "mnist/lenet5/kaiming_normal/snip/s0.9/seed0" in msg and "final_acc" in msg and "'0.91'" in msg
+
+
+def test_missing_results_and_wrong_preset_are_one_line_errors(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "smoke.yaml").write_text((REPO / "config" / "smoke.yaml").read_text())
+    with pytest.raises(PrunebenchError, match="no results for preset 'smoke'"):
+        VF.verify("smoke", tmp_path)
+    with pytest.raises(PrunebenchError, match="is preset 'smoke', not 'quick'"):
+        VF.verify("quick", tmp_path, config=tmp_path / "config" / "smoke.yaml")
+
+
+def test_a_damaged_file_and_a_missing_output_are_problems(tmp_path):
+    cfg = smoke()
+    c = next(c for c in expand(cfg) if c["method"] == "snip")
+    d = tmp_path / P.cell_dir(c)
+    d.mkdir(parents=True)
+    (d / "mask.safetensors").write_bytes(b"garbage")
+    (d / "prune.json").write_text("{not json")
+    found = VF.Findings()
+    VF.check_integrity(cfg, tmp_path, found, log=lambda s: None)
+    problems = dict(found.problems)
+    assert "corrupt mask file" in problems[f"{P.cell_dir(c)}/mask.safetensors"]
+    assert "corrupt JSON" in problems[f"{P.cell_dir(c)}/prune.json"]
+    assert problems[P.report_path("smoke")] == "missing"
+    assert f"{P.cell_dir(c)}/checkpoint.safetensors" not in problems  # not a declared output
+    assert not found.ok and "MISMATCH" in VF.summary("smoke", found)
+
+
+def test_argv_builders_are_the_rules_own():
+    cfg = smoke()
+    fn = argv_builders(cfg, "cpu")
+    c = next(c for c in expand(cfg) if c["method"] == "snip")
+
+    class NS:
+        init, data, mask, report, timing = "i", "d", "m", "r", "t"
+
+    argv = fn["prune_argv"](c, NS, NS, 1)
+    assert argv[:3] == ["prune", "--method", "snip"] and "--cell-hash" in argv
+    with pytest.raises(PrunebenchError, match="needs a checkout"):
+        argv_builders(cfg, "cpu", path=REPO / "nowhere.smk")
+
+
+def test_stale_locks_are_removed_live_ones_kept(tmp_path):
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("x")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    runs = tmp_path / ".snakemake" / "prunebench-runs"
+    runs.mkdir()
+    (runs / dead.stdout.strip()).touch()  # a run that no longer exists
+    assert clear_stale_locks(tmp_path, pid=os.getpid()) is True
+    assert not locks.exists() and [p.name for p in runs.iterdir()] == [str(os.getpid())]
+    # a live snakemake-like process registered: its locks stay
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "snakemake"])
+    try:
+        for _ in range(200):  # until the child has exec'd (its command line names snakemake)
+            if b"snakemake" in open(f"/proc/{live.pid}/cmdline", "rb").read():
+                break
+            time.sleep(0.01)
+        locks.mkdir()
+        (locks / "0.output.lock").write_text("x")
+        (runs / str(live.pid)).touch()
+        assert clear_stale_locks(tmp_path, pid=os.getpid()) is False and locks.exists()
+    finally:
+        live.kill()
+        live.wait()
