@@ -1,7 +1,8 @@
 """Realistic fake pipeline outputs (summary.csv, layers.csv, history.csv) for figure/report tests.
 
 `fake_tables(...)` returns the three DataFrames; `write_fake_results(dir, ...)` writes them.
-Deterministic (numpy RandomState(0)); shapes and column sets follow the aggregator's schema.
+Deterministic (numpy RandomState(0)); column sets are the schema of `prunebench.tables` (the aggregator's).
+`diverge`: cells (dataset, model, init, arm, sparsity, seed) whose training diverged (no final accuracy).
 """
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunebench.figures import HISTORY_COLUMNS, LAYERS_COLUMNS, SUMMARY_COLUMNS
+from prunebench.arms import method_of, parse_arm
+from prunebench.tables import HISTORY_COLUMNS, LAYERS_COLUMNS, SUMMARY_COLUMNS
 
 PAI_ARMS = ("dense", "random", "magnitude", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
             "prospr_m1", "prospr_m5", "snip_unsup", "snip_ai", "random_ai")
 FGGP_ARMS = ("fggp", "gmp", "mfgn_annealed", "fggp_sparse", "gmp_sparse", "mfgn_annealed_sparse")
+ABLATION_ARMS = ("snip", "snip_shuffle", "snip_invert", "snip_reinit", "force", "force_shuffle")
+_ABLATION_DROP = {"shuffle": 1.3, "invert": 4.0, "reinit": 1.05}
 
 # accuracy drop per decade of sparsity beyond 90% (lower = better at extreme sparsity)
 _DROP = {"random": 0.09, "magnitude": 0.07, "snip": 0.06, "grasp": 0.04, "synflow": 0.035, "iter_snip": 0.03,
@@ -24,6 +28,8 @@ _PRUNE_S = {"random": 0.01, "magnitude": 0.01, "snip": 0.4, "grasp": 1.8, "synfl
             "force": 11.0, "prospr": 5.0, "snip_unsup": 0.4}
 _LAYERS = {
     "lenet300": [("fc1.weight", 784 * 300), ("fc2.weight", 300 * 100), ("fc3.weight", 100 * 10)],
+    "mlp-7-tanh": [("fc1.weight", 784 * 100)] + [(f"fc{i}.weight", 100 * 100) for i in range(2, 7)]
+    + [("fc7.weight", 100 * 10)],
     "resnet20": [("conv1.weight", 432)]
     + [(f"layer1.{b}.conv{c}.weight", 2304) for b in range(3) for c in (1, 2)]
     + [(f"layer2.{b}.conv{c}.weight", 4608 if (b, c) == (0, 1) else 9216) for b in range(3) for c in (1, 2)]
@@ -36,21 +42,14 @@ EPOCHS = 5
 
 
 def _method(arm: str) -> str:
-    if arm.startswith("prospr"):
-        return "prospr"
-    if arm == "snip_unsup":
-        return "snip"
-    for suf in ("_ai", "_sparse"):
-        if arm.endswith(suf):
-            return arm[: -len(suf)]
-    return arm
+    return method_of(arm)
 
 
 def _cubic(t, d_i, d_f, t_end=0.8):
     return d_f + (d_i - d_f) * (1 - min(t / t_end, 1.0)) ** 3
 
 
-def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
+def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None, diverge=()):
     """(summary, layers, history) DataFrames.
 
     grids: list of (dataset, model, arms, sparsities, inits); default: MNIST/LeNet-300-100 with the
@@ -63,6 +62,7 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
             ("mnist", "lenet300", ("dense", "snip", "snip_ai", "snip_unsup"), (0.9, 0.99), ("orthogonal",)),
             ("cifar10", "resnet20", PAI_ARMS[:9], (0.9, 0.98, 0.995), ("kaiming_normal",)),
             ("cifar10", "resnet20", FGGP_ARMS, (0.9, 0.95, 0.98), ("kaiming_normal",)),
+            ("mnist", "lenet300", ABLATION_ARMS[1:4] + ABLATION_ARMS[5:], (0.9, 0.99, 0.999), ("kaiming_normal",)),
         ]
     summary, layers, history = [], [], []
     for dataset, model, arms, sparsities, inits in grids:
@@ -79,6 +79,8 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
                             drop *= 0.7
                         if arm.endswith("_sparse"):
                             drop *= 1.1
+                        if parse_arm(arm).ablation:
+                            drop = drop * _ABLATION_DROP[parse_arm(arm).ablation] + 0.01
                         if arm.startswith("prospr_m"):
                             drop *= {1: 1.3, 5: 0.9}[int(arm[8:])]
                         acc = float(np.clip(_BASE_ACC[dataset] - drop + rng.normal(0, 0.003), 0.1, 1.0))
@@ -86,10 +88,12 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
                                                                                        and model == "lenet300"))
                         if collapsed:
                             acc = 0.1 + rng.uniform(0, 0.01)
+                        failed = (dataset, model, init, arm, s, seed) in diverge
                         meta = {"prospr": 3, "prospr_m1": 1, "prospr_m5": 5}.get(arm, np.nan)
                         row = dict(
                             preset=preset, dataset=dataset, model=model, arm=arm, method=method, sparsity=s,
-                            seed=seed, init=init, density=1 - s, epochs=EPOCHS, final_acc=acc,
+                            seed=seed, init=init, density=1 - s, epochs=EPOCHS, final_acc=np.nan if failed else acc,
+                            diverged=failed,
                             best_acc=min(1.0, acc + abs(rng.normal(0.002, 0.001))), final_loss=-np.log(max(acc, 0.1)),
                             train_time_s=30 + rng.uniform(0, 3), prune_time_s=(np.nan if arm == "dense" else
                                                                                _PRUNE_S.get(method, 1.0) * (1 + 0.1 * rng.rand())),
@@ -109,7 +113,7 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
                                        jsv_init_std=0.05 if iso else 0.9, jsv_init_min=0.9 if iso else 0.02,
                                        jsv_init_max=1.1 if iso else 5.0,
                                        jsv_prune_mean=0.2 * (1 - s) * 10 + 0.01, jsv_prune_std=0.3,
-                                       jsv_prune_min=1e-5, jsv_prune_max=2.0)
+                                       jsv_prune_min=1e-5, jsv_prune_max=2.0, jsv_examples=10)
                             if arm.endswith("_ai"):
                                 row.update(jsv_isometry_mean=0.97 + rng.normal(0, 0.01), jsv_isometry_std=0.12,
                                            jsv_isometry_min=0.6, jsv_isometry_max=1.3)
@@ -127,7 +131,7 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
                                 kept[-2] = 0
                             for i, ((lname, n), k) in enumerate(zip(_LAYERS[model], kept)):
                                 layers.append(dict(dataset=dataset, model=model, arm=arm, method=method, sparsity=s,
-                                                   seed=seed, layer_index=i, layer=lname, numel=n, kept=int(k),
+                                                   seed=seed, init=init, layer_index=i, layer=lname, numel=n, kept=int(k),
                                                    density=k / n))
                         # history
                         for ep in range(1, EPOCHS + 1):
@@ -137,7 +141,7 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None):
                             else:
                                 dens = 1 - s
                             history.append(dict(dataset=dataset, model=model, arm=arm, method=method, sparsity=s,
-                                                seed=seed, epoch=ep, step=ep * 100, lr=0.1 if ep < 4 else 0.01,
+                                                seed=seed, init=init, epoch=ep, step=ep * 100, lr=0.1 if ep < 4 else 0.01,
                                                 train_loss=2.0 / ep, train_acc=acc * (0.7 + 0.3 * t),
                                                 test_loss=2.1 / ep, test_acc=acc * (0.7 + 0.3 * t), density=dens))
     return (pd.DataFrame(summary, columns=list(SUMMARY_COLUMNS)), pd.DataFrame(layers, columns=list(LAYERS_COLUMNS)),

@@ -295,3 +295,46 @@ def test_report_shows_transcribed_paper_numbers(results, tmp_path):
     text, _ = render_report(results, ref, preset="quick")
     assert "81.23 ± 0.40 (final_acc, Table 9)" in text
     assert "| not run | not run | 0 | 90.00 (final_acc, Table 8) |" in text
+
+
+def test_diverged_seeds_are_counted_in_the_report_tables(tmp_path):
+    cell = ("cifar10", "resnet20", "kaiming_normal", "force", 0.98, 1)
+    res = write_fake_results(tmp_path / "results" / "quick", preset="quick", seeds=(0, 1, 2), diverge={cell})
+    text, _ = render_report(res, REFERENCE, preset="quick")
+    row = [ln for ln in text.splitlines() if ln.startswith("| CIFAR-10 | resnet20 | kaiming_normal | force | 98% |")]
+    assert row and row[0].split(" | ")[7] == "3 (1)"  # 3 seeds, 1 diverged
+    prov = [ln for ln in text.splitlines() if ln.startswith("| cifar10 | resnet20 |")]
+    assert "diverged cells" in text and prov[0].rstrip(" |").endswith("| 1")
+
+
+def test_a_diverged_flag_wins_over_a_recorded_accuracy(tmp_path):
+    """A seed marked diverged is a failure even where a number was recorded (e.g. best_acc before it diverged)."""
+    res = write_fake_results(tmp_path / "results" / "quick", preset="quick", seeds=(0, 1, 2))
+    s = pd.read_csv(res / "summary.csv")
+    hit = (s["arm"] == "force") & (s["dataset"] == "cifar10") & (s["sparsity"] == 0.98) & (s["seed"] == 1)
+    s.loc[hit, "diverged"] = True
+    from fake_results import write_table
+
+    write_table(s, res / "summary.csv")
+    text, _ = render_report(res, REFERENCE, preset="quick")
+    row = [ln for ln in text.splitlines() if ln.startswith("| CIFAR-10 | resnet20 | kaiming_normal | force | 98% |")]
+    assert row[0].split(" | ")[7] == "3 (1)"
+
+
+def test_sanity_figure_is_embedded_where_a_claim_checks_an_ablation(results, tmp_path):
+    figs = tmp_path / "figures"
+    figs.mkdir()
+    (figs / "sanity_checks.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    text, _ = render_report(results, REFERENCE, out=tmp_path / "r.md", preset="quick", figures_dir=figs)
+    papers = {p.paper: p for p in claims.load_claims(REFERENCE)}
+    sections = text.split("\n## ")
+    for paper, p in papers.items():
+        sec = next(s for s in sections if s.startswith(f"{paper}:"))
+        wants = any(c["kind"] == "beats_ablation" for c in p.claims) or paper == "force"
+        assert ("![sanity_checks](figures/sanity_checks.png)" in sec) == wants, paper
+
+
+def test_obstacles_sentence_is_plain(results):
+    text, _ = render_report(results, REFERENCE, preset="quick")
+    assert "option names in parentheses'" not in text
+    assert "Where the official code and the paper's text differ, the paper presets follow the code." in text

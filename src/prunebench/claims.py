@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from prunebench import stats
+from prunebench.arms import ablation_arm, parse_arm
 from prunebench.errors import PrunebenchError
+from prunebench.tables import truthy
 
 SETTING = ("dataset", "model", "sparsity", "init")
 STATUSES = stats.STATUSES + ("not run",)
@@ -270,6 +271,8 @@ def _operand_table(df: pd.DataFrame, op: dict, where: dict, metric: str):
     if col not in d.columns:
         return pd.DataFrame(columns=cols), key
     vals = _transform(pd.to_numeric(d[col], errors="coerce"), op.get("transform"))
+    if "diverged" in d.columns:  # a diverged seed has no result, whatever numbers it recorded before diverging
+        vals = vals.where(~d["diverged"].map(truthy).astype(bool))
     collapsed = pd.to_numeric(d["collapsed"], errors="coerce").fillna(0) > 0 if "collapsed" in d.columns else False
     d = d.assign(_v=vals, _collapsed=collapsed, _failed=vals.isna())
     # the same cell listed twice (e.g. 'prospr' and 'prospr_m3' globbed together) counts once per seed
@@ -381,7 +384,7 @@ def _check_pair(claim, df, metric):
 def _check_ablation(claim, df, metric):
     """The arm beats its own sanity-check ablation (Frankle et al. 2021): greater(arm, arm_<ablation>)."""
     arm = claim["arm"]
-    pair = dict(claim, kind="greater", lhs={"arm": arm}, rhs={"arm": f"{arm}_{claim['ablation']}"})
+    pair = dict(claim, kind="greater", lhs={"arm": arm}, rhs={"arm": ablation_arm(arm, claim["ablation"])})
     return _check_pair(pair, df, metric)
 
 
@@ -462,9 +465,6 @@ def _check_best(claim, df, metric):
     return rows, desc, _absent(df, [target] + others)
 
 
-_DIGITS = re.compile(r"_m(\d+)$")
-
-
 def _check_monotone(claim, df, metric):
     where = claim.get("where", {})
     parts = []
@@ -476,7 +476,7 @@ def _check_monotone(claim, df, metric):
             col = p["x_column"]
             x = pd.to_numeric(d[col], errors="coerce") if col in d.columns else pd.Series(np.nan, index=d.index)
             if col == "meta_steps":  # prospr_m<M> arms name their M
-                parsed = d["arm"].astype(str).str.extract(_DIGITS)[0].astype(float)
+                parsed = d["arm"].astype(str).map(lambda a: parse_arm(a).meta_steps).astype(float)
                 x = x.where(x.notna(), parsed)
         parts.append(d.assign(_x=x))
     d = pd.concat(parts) if parts else df.iloc[:0].assign(_x=np.nan)

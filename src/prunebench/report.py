@@ -22,21 +22,12 @@ import pandas as pd
 
 from prunebench import claims as claims_mod
 from prunebench import stats
-from prunebench.figures import ARM_LABELS, DATASET_LABELS, FIGURES, Results, load_results
+from prunebench.arms import arm_order_key as _arm_key
+from prunebench.figures import DATASET_LABELS, FIGURES
 from prunebench.io import atomic_path
+from prunebench.tables import Results, load_results
 
 PAPER_ORDER = ("force", "spp", "prospr", "fggp")
-_ARM_ORDER = list(ARM_LABELS)
-
-
-def _arm_key(arm: str):
-    base = arm
-    for suf in ("_ai", "_sparse"):
-        if arm.endswith(suf):
-            base = arm[: -len(suf)]
-    if base.startswith("prospr_m"):
-        base = "prospr"
-    return (_ARM_ORDER.index(base) if base in _ARM_ORDER else len(_ARM_ORDER), arm)
 
 
 def _pct(v) -> str:
@@ -106,14 +97,17 @@ def _paper_arms(paper: claims_mod.PaperClaims, present) -> list:
 def _provenance(S: pd.DataFrame) -> list[str]:
     if S.empty:
         return ["No results rows."]
-    lines = ["| dataset | model | data copy | device | preset | cells | seeds |", "|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | model | data copy | device | preset | cells | seeds | diverged cells |",
+             "|---|---|---|---|---|---|---|---|"]
     cols = ["dataset", "model", "source_note", "device", "preset"]
     d = S[cols + ["seed"]].copy()
+    div = S["diverged"].fillna(False).astype(bool) if "diverged" in S.columns else False
+    d["_failed"] = S["final_acc"].isna() | div
     for c in cols:
         d[c] = d[c].map(lambda v: "unknown" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
     for key, g in d.groupby(cols, sort=True):
         seeds = ", ".join(str(int(s)) for s in sorted(g["seed"].dropna().unique()))
-        lines.append("| " + " | ".join(_md(k) for k in key) + f" | {len(g)} | {seeds} |")
+        lines.append("| " + " | ".join(_md(k) for k in key) + f" | {len(g)} | {seeds} | {int(g['_failed'].sum())} |")
     return lines
 
 
@@ -232,8 +226,9 @@ def _replication_summary(p, config: dict, S: pd.DataFrame, verdicts: dict) -> li
     L.append("- Claims: " + ", ".join(f"{st.count(x)} {x}" for x in stats.STATUSES + ("not run",) if st.count(x)) + ".")
     obstacles = _obstacles(p.paper)
     if obstacles:
-        L.append("- Where the official code and the paper's text differ (the paper presets run the code's behaviour; "
-                 "option names in parentheses' methods): " + "; ".join(_md(o) for o in obstacles) + ".")
+        L.append("- Where the official code and the paper's text differ, the paper presets follow the code. Each "
+                 "difference below names the option that controls it and, in parentheses, the method it belongs "
+                 "to: " + "; ".join(_md(o) for o in obstacles) + ".")
     return L + [""]
 
 
@@ -250,10 +245,15 @@ def _accuracy_table(S: pd.DataFrame, arms: list, reported: list) -> list[str]:
     if d.empty:
         return ["No runs of this paper's arms in these results.", ""]
     d["init"] = d["init"].map(lambda v: "—" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+    # a diverged seed (summary column `diverged`, or no final accuracy) has no result: counted, left out
+    div = d["diverged"].fillna(False).astype(bool) if "diverged" in d.columns else False
+    d["_failed"] = d["final_acc"].isna() | div
+    for c in ("final_acc", "best_acc"):
+        d[c] = d[c].where(~d["_failed"])
     keys = ["dataset", "model", "init", "arm", "sparsity"]
     g = d.groupby(keys, sort=False).agg(f_mean=("final_acc", "mean"), f_std=("final_acc", "std"),
                                         b_mean=("best_acc", "mean"), b_std=("best_acc", "std"),
-                                        n=("seed", "nunique"), failed=("final_acc", lambda v: int(v.isna().sum())),
+                                        n=("seed", "nunique"), failed=("_failed", "sum"),
                                         ).reset_index()
     g["_arm"] = g["arm"].map(_arm_key)
     g = g.sort_values(["dataset", "model", "init", "_arm", "sparsity"]).drop(columns="_arm")
@@ -365,7 +365,9 @@ def render_report(results, claims_paths="paper/reference", out="paper/replicatio
         L += ["### Our numbers", "", "Test accuracy (%), mean ± std over seeds, beside the paper's number where "
               "transcribed.", ""]
         L += _accuracy_table(S, _paper_arms(p, set(S["arm"].dropna())), p.reported)
-        specs = [s for s in FIGURES.values() if s.paper == p.paper and s.name in shown]
+        kinds = {c["kind"] for c in p.claims}
+        specs = [s for s in FIGURES.values() if s.name in shown
+                 and (s.paper == p.paper or kinds & set(s.claim_kinds))]
         if specs:
             L += ["### Figures", ""]
             for s in specs:
