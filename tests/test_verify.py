@@ -46,7 +46,7 @@ def test_recorded_keys_read_snakemake_metadata_names(tmp_path):
         f = meta.joinpath(*parts)
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(json.dumps({"rule": "x", "params": [repr(key), "'other'"]}))
-    assert VF.recorded_keys(tmp_path) == {"results/smoke/summary.csv": "abc", long: "def"}
+    assert VF.recorded_keys(tmp_path) == {"results/smoke/summary.csv": {"'abc'", "'other'"}, long: {"'def'", "'other'"}}
 
 
 def test_choice_of_cells_is_seeded():

@@ -21,7 +21,6 @@ Exit status: 0 when everything matches, 1 on any mismatch, 2 on bad usage.
 """
 from __future__ import annotations
 
-import ast
 import base64
 import os
 import random
@@ -106,7 +105,8 @@ def _key(fn, cfg, cell):
 
 
 def recorded_keys(root: Path) -> dict:
-    """Output path -> the provenance key Snakemake recorded for the job that wrote it (first param)."""
+    """Output path -> the params Snakemake recorded for the job that wrote it (a sorted list of their
+    reprs, one of which is the provenance key)."""
     meta = root / ".snakemake" / "metadata"
     found = {}
     if not meta.is_dir():
@@ -117,9 +117,8 @@ def recorded_keys(root: Path) -> dict:
         name = "".join(f.relative_to(meta).parts)  # Snakemake splits long names into folders
         try:
             path = base64.urlsafe_b64decode(name.encode()).decode()
-            params = io.read_json(f).get("params") or []
-            found[path] = ast.literal_eval(params[0]) if params else None
-        except (ValueError, SyntaxError, UnicodeDecodeError, PrunebenchError, AttributeError):
+            found[path] = {str(p) for p in io.read_json(f).get("params") or []}
+        except (ValueError, UnicodeDecodeError, PrunebenchError, AttributeError, TypeError):
             continue
     return found
 
@@ -174,10 +173,9 @@ def check_provenance(cfg: dict, resolved: dict | None, root: Path, found: Findin
         if rel not in recorded:
             found.unrecorded += 1
             continue
-        now = key_of(cfg)
-        if recorded[rel] == now:
+        if repr(key_of(cfg)) in recorded[rel]:
             continue
-        if resolved is not None and recorded[rel] == key_of(resolved):
+        if resolved is not None and repr(key_of(resolved)) in recorded[rel]:
             why = "the preset changed since this output was made"
         else:
             why = "the code this job runs (or an upstream job's code or options) changed since it was made"
