@@ -1,6 +1,6 @@
 """The `Mask`: parameter name -> bool tensor (True = kept), with reports and bit-packed storage.
 
-Conventions (DESIGN.md): sparsity = fraction of prunable weights removed; density = 1 - sparsity.
+Conventions (docs/methods.md A.0): sparsity = fraction of prunable weights removed; density = 1 - sparsity.
 Masks are stored as safetensors (no pickle: masks come from remotes), one uint8 tensor of packed bits per
 parameter, the shapes and metadata in the header. Loading validates names and shapes against a model.
 """
