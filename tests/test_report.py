@@ -332,6 +332,9 @@ def test_sanity_figure_is_embedded_where_a_claim_checks_an_ablation(results, tmp
         sec = next(s for s in sections if s.startswith(f"{paper}:"))
         wants = any(c["kind"] == "beats_ablation" for c in p.claims) or paper == "force"
         assert ("![sanity_checks](figures/sanity_checks.png)" in sec) == wants, paper
+        for c in p.claims:  # the ablation arm of a beats_ablation claim is in the section's accuracy table
+            if c["kind"] == "beats_ablation" and c["arm"] == "snip":
+                assert f"| snip_{c['ablation']} |" in sec
 
 
 def test_obstacles_sentence_is_plain(results):

@@ -22,6 +22,7 @@ import pandas as pd
 
 from prunebench import claims as claims_mod
 from prunebench import stats
+from prunebench.arms import ablation_arm
 from prunebench.arms import arm_order_key as _arm_key
 from prunebench.figures import DATASET_LABELS, FIGURES
 from prunebench.io import atomic_path
@@ -77,6 +78,8 @@ def _claim_arms(c: dict) -> list:
             arms.append(c[k]["arm"])
     if "arm" in c:
         arms.append(c["arm"])
+        if c.get("ablation"):
+            arms.append(ablation_arm(c["arm"], c["ablation"]))
     arms += c.get("arms", [])
     arms += [p["arm"] for p in c.get("series", [])]
     return arms
