@@ -80,8 +80,10 @@ def prune_argv(c, input, output, threads):
 
 def isometry_argv(c, input, output, threads):
     iso = c["isometry"]
+    jsv = ["--jsv"] if c["jsv"] else []
+    jsv += ["--jsv-examples", c["pruning"]["jsv_examples"]] if c["jsv"] and "jsv_examples" in c["pruning"] else []
     return ["isometry", "--init", input.init, "--mask", input.mask, "--steps", iso.get("steps", 10000), "--lr",
-            iso.get("lr", 0.1), "--data", input.data, *(["--jsv"] if c["jsv"] else []), "--threads", threads,
+            iso.get("lr", 0.1), "--data", input.data, *jsv, "--threads", threads,
             "--device", DEVICE, "--out", output.weights, "--report", output.report]
 
 

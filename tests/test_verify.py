@@ -128,3 +128,24 @@ def test_stale_locks_are_removed_live_ones_kept(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+def test_isometry_gets_the_presets_jsv_examples_and_its_key_follows():
+    """The Jacobians after approximate isometry are computed on as many examples as those after init and
+    pruning (the preset's pruning.jsv_examples), and changing that number reruns the isometry jobs."""
+    import copy
+
+    from prunebench import provenance as V
+
+    cfg = load_config(REPO / "config" / "spp-mnist.yaml")
+    c = next(c for c in expand(cfg) if c["isometry"])
+    assert c["jsv"] and c["pruning"]["jsv_examples"] == 5000
+
+    class NS:
+        init, data, mask, weights, report = "i", "d", "m", "w", "r"
+
+    argv = argv_builders(cfg, "cpu")["isometry_argv"](c, NS, NS, 1)
+    assert argv[argv.index("--jsv-examples") + 1] == 5000
+    c2 = copy.deepcopy(c)
+    c2["pruning"]["jsv_examples"] = 100
+    assert V.isometry_key(cfg, c2) != V.isometry_key(cfg, c)

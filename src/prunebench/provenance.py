@@ -149,7 +149,8 @@ def prune_key(cfg: dict, c: dict) -> str:
 
 
 def isometry_key(cfg: dict, c: dict) -> str:
-    return prov_hash("isometry", prune_key(cfg, c), step_code("isometry"), c["isometry"], c["jsv"])
+    return prov_hash("isometry", prune_key(cfg, c), step_code("isometry"), c["isometry"], c["jsv"],
+                     c["pruning"].get("jsv_examples") if c["jsv"] else None)
 
 
 def train_key(cfg: dict, c: dict) -> str:
