@@ -164,7 +164,7 @@ def test_dvc_push_clone_pull_runs_no_training(first_run, tmp_path_factory):
     dvc = str(BIN / "dvc")
     sh([dvc, "remote", "add", "-d", "store", str(remote)], repo)
     sh([dvc, "commit", "-f", PRESET], repo)
-    sh([dvc, "push", "-q"], repo)
+    sh([dvc, "push", "-q", PRESET], repo)  # this stage only: dvc.lock may hold other presets, not cached here
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "results"], repo)
     clone = tmp_path_factory.mktemp("clone") / "repo"
