@@ -197,9 +197,10 @@ CATEGORIES = [  # (category, test on the path relative to results/<preset>, why 
     ("metrics", lambda p: p.name == "metrics.json" and len(p.parts) > 1, None),
     ("prune reports", lambda p: p.name in ("prune.json", "isometry.json"), None),
     ("weights", lambda p: p.suffix == ".safetensors", "initializations, isometry weights, training checkpoints"),
-    ("tables", lambda p: p.suffix == ".csv" and p.name != "timing.csv" or p.name in ("metrics.json", "config.yaml"), None),
+    ("tables", lambda p: p.suffix in (".csv", ".sha256") and not p.name.startswith("timing.csv")
+     or p.name in ("metrics.json", "config.yaml"), None),
     ("data manifests", lambda p: p.parts[0] == "data", None),
-    ("timings", lambda p: p.name in ("timing.json", "prune_timing.json", "timing.csv"),
+    ("timings", lambda p: p.name in ("timing.json", "prune_timing.json", "timing.csv", "timing.csv.sha256"),
      "wall-clock times and peak memory: never expected to match"),
     ("run manifests", lambda p: p.name == "manifest.json", "host facts (versions, device, git commit); no results"),
     ("logs", lambda p: p.parts[0] == "logs", "log lines carry timings"),
