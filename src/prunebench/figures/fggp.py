@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from prunebench.arms import arm_label, arm_style
 from prunebench.figures.style import (  # noqa: F401
-    DATASET_LABELS, _agg, _context_line, _dense_line, _density_axis, _finish, _grid, _init_note, _line, _log_ticks, _main_init, _match, _metric_vs_sparsity, _panel_title, _panels, _pct, _placeholder, _register, _seeds_text, _select, _uniq, FIGURES, CB,
+    DATASET_LABELS, _agg, _arm_rows, _context_line, _dense_line, _density_axis, _finish, _grid, _init_note, _line, _log_ticks, _main_init, _match, _metric_vs_sparsity, _panel_title, _panels, _pct, _placeholder, _register, _seeds_text, _select, _uniq, FIGURES, CB,
 )
 from prunebench.tables import Results
 
@@ -87,12 +87,8 @@ def fggp_schedule(res: Results, t_end: float = T_END) -> Figure:
     fig, axes = _grid(len(panels), panel_h=1.9)
     tt = np.linspace(0, 1, 201)
     for ax, (key, s, sub) in zip(axes, panels):
-        missing = []
-        for arm in FGGP_ARMS:
-            a = sub[sub["arm"] == arm]
-            if a.empty:
-                missing.append(arm)
-                continue
+        present, missing = _arm_rows(sub, FGGP_ARMS)
+        for arm, a in present:
             g = a.groupby("t", sort=True)["density"].mean()
             st = arm_style(arm)
             ax.plot(g.index, g.to_numpy() * 100, color=st["color"], marker=st["marker"], fillstyle=st["fillstyle"],

@@ -9,7 +9,7 @@ from matplotlib.ticker import MaxNLocator
 
 from prunebench.arms import arm_label, arm_style
 from prunebench.figures.style import (  # noqa: F401
-    DATASET_LABELS, _agg, _context_line, _dense_line, _density_axis, _finish, _grid, _init_note, _line, _log_ticks, _main_init, _match, _metric_vs_sparsity, _panel_title, _panels, _pct, _placeholder, _register, _seeds_text, _select, _uniq, FIGURES, CB,
+    DATASET_LABELS, _agg, _arm_rows, _context_line, _dense_line, _density_axis, _finish, _grid, _init_note, _line, _log_ticks, _main_init, _match, _metric_vs_sparsity, _panel_title, _panels, _pct, _placeholder, _register, _seeds_text, _select, _uniq, FIGURES, CB,
 )
 from prunebench.tables import Results
 
@@ -93,12 +93,8 @@ def force_layer_density(res: Results) -> Figure:
         used.append(_match(_select(res.summary, arms), dict(key, sparsity=s)))
         pos = sub.loc[sub["density"] > 0, "density"]
         floor = (pos.min() if len(pos) else (1 - s)) / 3
-        missing = []
-        for arm in arms:
-            a = sub[sub["arm"] == arm]
-            if a.empty:
-                missing.append(arm)
-                continue
+        present, missing = _arm_rows(sub, arms)
+        for arm, a in present:
             g = a.groupby("layer_index", sort=True)
             mean = g["density"].mean()
             collapsed = g["density"].apply(lambda d: bool((d <= 0).any()))

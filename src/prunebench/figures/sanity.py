@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from prunebench.arms import ABLATIONS, ablation_arm, arm_label, parse_arm
 from prunebench.figures.style import (
-    _agg, _context_line, _dense_line, _density_axis, _finish, _grid, _line, _match, _panel_title, _panels,
+    _agg, _arm_rows, _context_line, _dense_line, _density_axis, _finish, _grid, _line, _match, _panel_title, _panels,
     _placeholder, _register,
 )
 from prunebench.methods import METHODS
@@ -50,14 +50,11 @@ def sanity_checks(res: Results, metric: str = "final_acc") -> Figure:
     for ax, (key, sub) in zip(axes, panels):
         agg = _agg(sub, ["arm", "sparsity"], metric)
         bases = [b for b in abl if b in set(sub["arm"]) or any(parse_arm(a).of == b for a in sub["arm"])]
-        missing = []
-        for base in bases:
-            for arm in [base] + [ablation_arm(base, ab) for ab in abl[base]]:
-                a = agg[agg["arm"] == arm].sort_values("sparsity")
-                if a.empty:
-                    missing.append(arm)
-                    continue
-                _line(ax, 1 - a["sparsity"].to_numpy(), a["mean"].to_numpy() * 100, a["std"].to_numpy() * 100, arm)
+        present, missing = _arm_rows(agg, [arm for base in bases
+                                           for arm in [base] + [ablation_arm(base, ab) for ab in abl[base]]])
+        for arm, a in present:
+            a = a.sort_values("sparsity")
+            _line(ax, 1 - a["sparsity"].to_numpy(), a["mean"].to_numpy() * 100, a["std"].to_numpy() * 100, arm)
         _dense_line(ax, _match(S[S["arm"] == "dense"], key), metric, lambda v: v * 100)
         _density_axis(ax, 1 - sub["sparsity"])
         ax.set_ylabel("test accuracy (%)")

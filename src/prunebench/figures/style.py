@@ -307,6 +307,19 @@ def _select(df: pd.DataFrame, arms) -> pd.DataFrame:
     return df[df["arm"].isin(list(arms))]
 
 
+def _arm_rows(df: pd.DataFrame, arms) -> tuple:
+    """([(arm, its rows), ...] for the arms of `arms` that have rows in `df`, in order; the arms without any,
+    which a panel title names as "not run")."""
+    present, missing = [], []
+    for arm in arms:
+        rows = df[df["arm"] == arm]
+        if rows.empty:
+            missing.append(arm)
+        else:
+            present.append((arm, rows))
+    return present, missing
+
+
 def _density_axis(ax, densities, label=True):
     ds = sorted({float(d) for d in densities if d > 0})
     ax.set_xscale("log")
@@ -376,12 +389,9 @@ def _metric_vs_sparsity(name: str, res: Results, arms, title: str, metric="final
     fig, axes = _grid(len(panels))
     for ax, (key, sub) in zip(axes, panels):
         agg = _agg(sub, ["arm", "sparsity"], metric)
-        missing = []
-        for arm in arms:
-            a = agg[agg["arm"] == arm].sort_values("sparsity")
-            if a.empty:
-                missing.append(arm)
-                continue
+        present, missing = _arm_rows(agg, arms)
+        for arm, a in present:
+            a = a.sort_values("sparsity")
             _line(ax, 1 - a["sparsity"].to_numpy(), scale(a["mean"].to_numpy()), a["std"].to_numpy() * 100, arm)
         if with_dense:
             _dense_line(ax, _match(S[S["arm"] == "dense"], key), metric, scale)
