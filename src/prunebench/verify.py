@@ -65,38 +65,54 @@ class Findings:
 # ------------------------------------------------------------------------------------------------------
 # What the preset declares, and the key each output's job records.
 
+def _per_config(fn):
+    """`fn(cfg)` computed once per config object (a preset has ~10 outputs per cell sharing a few keys, and
+    each key hashes its upstream keys: computing it once per output would take a minute on a large preset)."""
+    seen = {}
+
+    def once(cfg):
+        hit = seen.get(id(cfg))
+        if hit is None or hit[0] is not cfg:
+            hit = seen[id(cfg)] = (cfg, fn(cfg))
+        return hit[1]
+
+    return once
+
+
+@_per_config
+def _cells_by_hash(cfg: dict) -> dict:
+    return {G.cell_hash(c): c for c in G.expand(cfg)}
+
+
 def expected_outputs(cfg: dict) -> dict:
-    """Every output path of the preset -> a function computing its provenance key for a config."""
+    """Every output path of the preset -> a function computing its provenance key for a config. A cell's key
+    under another config is that of the cell with the same config hash there (None if it has none)."""
     pre = cfg["preset"]
     out = {}
     for ds in sorted({c["dataset"] for c in G.expand(cfg)}):
-        out[P.data_manifest(pre, ds)] = lambda k, ds=ds: V.data_key(k, ds)
+        out[P.data_manifest(pre, ds)] = _per_config(lambda k, ds=ds: V.data_key(k, ds))
     for c in G.expand(cfg):
         cid = G.cell_hash(c)
         for concern in ("init", "reinit") if c.get("reinit") else ("init",):
             ic = {"dataset": c["dataset"], "model": c["model"], "init": c["init"], "seeds": {"init": c["seeds"][concern]}}
-            out[P.init_path(c, concern=concern)] = lambda k, ic=ic: V.init_key(k, ic)
+            out[P.init_path(c, concern=concern)] = _per_config(lambda k, ic=ic: V.init_key(k, ic))
         d = P.cell_dir(c)
-
-        def cell_of(k, cid=cid):
-            return {G.cell_hash(x): x for x in G.expand(k)}.get(cid)
-
-        info = M.method_info(c["method"])
-        if info.at_init:
-            for f in P.PRUNE_FILES:
-                out[f"{d}/{f}"] = lambda k, cell_of=cell_of: _key(V.prune_key, k, cell_of(k))
-        if c["isometry"]:
-            for f in P.ISOMETRY_FILES:
-                out[f"{d}/{f}"] = lambda k, cell_of=cell_of: _key(V.isometry_key, k, cell_of(k))
-        for f in P.TRAIN_FILES + P.TRAIN_EXTRA:
-            out[f"{d}/{f}"] = lambda k, cell_of=cell_of: _key(V.train_key, k, cell_of(k))
+        steps = [(P.TRAIN_FILES + P.TRAIN_EXTRA, V.train_key)]
+        steps += [(P.PRUNE_FILES, V.prune_key)] if M.method_info(c["method"]).at_init else []
+        steps += [(P.ISOMETRY_FILES, V.isometry_key)] if c["isometry"] else []
+        for files, key in steps:
+            fn = _per_config(lambda k, key=key, cid=cid: _key(key, k, _cells_by_hash(k).get(cid)))
+            for f in files:
+                out[f"{d}/{f}"] = fn
+    tables, report = _per_config(V.tables_key), _per_config(V.report_key)
     for t in P.TABLE_FILES:
-        out[P.table_path(pre, t)] = V.tables_key
+        out[P.table_path(pre, t)] = tables
     for name in cfg.get("figures", []):
+        fig = _per_config(lambda k, name=name: V.figure_key(k, name))
         for ext in ("pdf", "png"):
-            out[P.figure_path(pre, name, ext)] = lambda k, name=name: V.figure_key(k, name)
-        out[P.report_figure_path(pre, name)] = V.report_key
-    out[P.report_path(pre)] = V.report_key
+            out[P.figure_path(pre, name, ext)] = fig
+        out[P.report_figure_path(pre, name)] = report
+    out[P.report_path(pre)] = report
     return out
 
 
