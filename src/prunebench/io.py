@@ -70,15 +70,21 @@ def sha256_file(path, chunk=1 << 20) -> str:
 CHECKSUM_KEY = "_sha256"
 
 
-def tensors_sha256(tensors: dict, metadata_text: str = "") -> str:
-    """SHA-256 of a metadata text and tensors: "<name>:<dtype>:<shape>\\n" then the bytes (C order), by name."""
+def hash_tensors(h, tensors, names) -> None:
+    """Feed `h` each of `names` in order: the line "<name>:<dtype>:<shape>\\n", then the tensor's bytes (C
+    order, the machine's byte order: little-endian on every platform torch supports for the pipeline)."""
     import torch
 
-    h = hashlib.sha256(metadata_text.encode() + b"\n")
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
+    for name in names:
+        t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}:{str(t.dtype).replace('torch.', '')}:{tuple(t.shape)}\n".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def tensors_sha256(tensors: dict, metadata_text: str = "") -> str:
+    """SHA-256 of a metadata text and then every tensor by name (`hash_tensors`)."""
+    h = hashlib.sha256(metadata_text.encode() + b"\n")
+    hash_tensors(h, tensors, sorted(tensors))
     return h.hexdigest()
 
 

@@ -192,7 +192,7 @@ COMPUTE_BLOCK = re.compile(rb"<!-- compute -->.*?<!-- /compute -->\n?", re.S)
 
 def without_compute(report: bytes) -> bytes:
     """The report with its measured-time block removed: the part that must be byte-identical between two runs
-    of the same configuration (the determinism tests and `prunebench verify` compare this)."""
+    of the same configuration (the determinism tests compare this)."""
     return COMPUTE_BLOCK.sub(b"<!-- compute (masked) -->\n", report)
 
 

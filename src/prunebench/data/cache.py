@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from prunebench.errors import PrunebenchError
-from prunebench.io import CHECKSUM_KEY, load_tensors, save_tensors
+from prunebench.io import CHECKSUM_KEY, hash_tensors, load_tensors, save_tensors
 from prunebench.specs import DatasetSpec, dataset_spec
 
 from prunebench.data.common import DISPLAY_NAMES, check_seed, progress_enabled, say
@@ -42,15 +42,11 @@ def cache_path(dataset: str, cache_dir) -> Path:
 def content_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
     """SHA-256 over train_x, train_y, test_x, test_y, in that order.
 
-    Each contributes the line "<name>:<dtype>:<shape>\\n" then its bytes (C order, little-endian). Two
+    Each contributes the line "<name>:<dtype>:<shape>\\n" then its bytes (`io.hash_tensors`). Two
     caches with the same arrays share this key whatever their source or metadata.
     """
     h = hashlib.sha256()
-    for name in TENSOR_NAMES:
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}:{str(t.dtype).replace('torch.', '')}:{tuple(t.shape)}\n".encode())
-        arr = t.numpy()
-        h.update(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).data)
+    hash_tensors(h, tensors, TENSOR_NAMES)
     return h.hexdigest()
 
 
