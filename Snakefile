@@ -1,9 +1,9 @@
 # prunebench DAG: data -> init -> prune (-> isometry) -> train -> aggregate -> figures / report.
 # Run:  snakemake --cores all figures                       (quick preset, the default)
 #       snakemake --cores all figures --configfile config/smoke.yaml   (targets before --configfile)
-# The grid, arms and options come from the preset (validated by prunebench.grid before anything runs).
-# Rules live in rules/*.smk; artifact paths come from prunebench.paths; what reruns is explained once, in
-# prunebench.provenance (content decides, file times never do).
+# The grid, arms and options come from the preset (validated by prunebench.pipeline.grid before anything runs).
+# Rules live in rules/*.smk; artifact paths come from prunebench.pipeline.paths; what reruns is explained once, in
+# prunebench.pipeline.provenance (content decides, file times never do).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -12,11 +12,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from prunebench import grid as G
-from prunebench import paths as P
-from prunebench import methods as M
-from prunebench import provenance as V
-
+from prunebench.pipeline import grid as G
+from prunebench.pipeline import paths as P
+from prunebench.library import methods as M
+from prunebench.pipeline import provenance as V
 if "preset" not in config:
     config.update(G.load_config(os.path.join(workflow.basedir, "config", "quick.yaml")))
 G.validate(config, where="config")
@@ -31,7 +30,7 @@ CELLS = {P.cell_dir(c): c for c in G.expand(config)}
 if workflow.is_main_process:
     V.settle_times(config)
     # After a crash (SIGKILL), rerunning the same command is the whole recovery: stale locks are removed.
-    from prunebench.workflow import clear_stale_locks
+    from prunebench.pipeline.workflow import clear_stale_locks
 
     if clear_stale_locks("."):
         print("prunebench: removed the locks of an earlier run that did not finish (killed?); resuming", file=sys.stderr)

@@ -56,8 +56,8 @@ sys.path.insert(0, str(HERE))
 import yaml  # noqa: E402
 
 import gpu_pipeline as GP  # noqa: E402
-from prunebench import grid as G  # noqa: E402
-from prunebench import paths as P  # noqa: E402
+from prunebench.pipeline import grid as G  # noqa: E402
+from prunebench.pipeline import paths as P  # noqa: E402
 
 # Seconds. "max": a part's own limit; "min": what is kept free for it while earlier parts run; "least": below
 # this much time a part is skipped rather than started.
@@ -116,7 +116,7 @@ def sizing_inputs(tp: dict) -> tuple:
 
 
 def lr_drop_epochs(train: dict, epochs: int) -> list:
-    """1-based epochs from which each step-schedule LR drop applies (prunebench.train.TrainConfig.lr_at)."""
+    """1-based epochs from which each step-schedule LR drop applies (prunebench.library.train.TrainConfig.lr_at)."""
     return [int(float(m) * epochs + 0.5) + 1 for m in train.get("milestones", [])]
 
 
@@ -265,7 +265,7 @@ def determinism_markdown(doc: dict) -> str:
          f"{doc['date']}, torch {doc['versions'].get('torch')}, mode {doc['mode']}. Two runs of the smoke preset "
          f"(config/smoke.yaml, device {doc['config_device']}{', shrunk for the CPU smoke mode' if doc['mode'] != 'gpu' else ''}) "
          "in two working folders, each in its own pool of fresh worker processes, deterministic algorithms on "
-         "(`prunebench.runtime.setup_determinism`: on CUDA warn-only, cuBLAS workspace :4096:8, cuDNN "
+         "(`prunebench.library.runtime.setup_determinism`: on CUDA warn-only, cuBLAS workspace :4096:8, cuDNN "
          "deterministic, no TF32; training in bf16 autocast with channels_last). Every file of results/smoke/ "
          "compared byte for byte.", "",
          f"Verdict: **masks {doc['verdict']['masks']}, metrics {doc['verdict']['metrics']}**.", "",
@@ -399,7 +399,7 @@ class Check:
         import importlib
         from importlib.metadata import PackageNotFoundError, version
 
-        from prunebench.runtime import versions
+        from prunebench.library.runtime import versions
 
         mods = {}
         for dist, module in (("jsonschema", "jsonschema"), ("referencing", "referencing"), ("rpds-py", "rpds"),
@@ -522,7 +522,7 @@ class Check:
                 return f"NOT identical ({len(c['different'])} of {c['identical'] + len(c['different'])} files differ)"
             return f"bit-identical ({c['identical']} files)"
 
-        from prunebench.runtime import versions
+        from prunebench.library.runtime import versions
 
         doc = {"device": self.device_name, "mode": self.mode, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                "versions": versions(), "config_device": self.device, "categories": cats, "runs": runs,

@@ -7,7 +7,7 @@ binaries) would not be worth carrying: the commands themselves need only jsonsch
 machine has. What is the same as `snakemake --cores N figures --configfile <preset>`:
 
 - the per-cell argument lists: `prune_argv`, `isometry_argv`, `train_argv` and `jarg` are read from
-  rules/common.smk itself (the text of those functions, executed by prunebench.workflow), so the prune / isometry / train
+  rules/common.smk itself (the text of those functions, executed by prunebench.pipeline.workflow), so the prune / isometry / train
   commands are exactly the DAG's; the short data / init / aggregate / figure / report argument lists are
   copied from rules/run.smk and rules/report.smk (the data command gets `--no-download` in addition: the
   GPU machine has no network);
@@ -35,16 +35,16 @@ from types import SimpleNamespace
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from prunebench import grid as G  # noqa: E402  (no torch)
-from prunebench import methods as M  # noqa: E402
-from prunebench import paths as P  # noqa: E402
+from prunebench.pipeline import grid as G  # noqa: E402  (no torch)
+from prunebench.library import methods as M  # noqa: E402
+from prunebench.pipeline import paths as P  # noqa: E402
 
-from prunebench.workflow import FUNCTIONS as SMK_FUNCTIONS  # noqa: E402,F401
-from prunebench.workflow import argv_builders  # noqa: E402
+from prunebench.pipeline.workflow import FUNCTIONS as SMK_FUNCTIONS  # noqa: E402,F401
+from prunebench.pipeline.workflow import argv_builders  # noqa: E402
 
 
 def smk_functions(config: dict, device: str, path: Path = REPO / "rules" / "common.smk") -> dict:
-    """The argument builders of rules/common.smk (prunebench.workflow.argv_builders)."""
+    """The argument builders of rules/common.smk (prunebench.pipeline.workflow.argv_builders)."""
     return argv_builders(config, device, path)
 
 

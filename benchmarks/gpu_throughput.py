@@ -5,7 +5,7 @@ everything measured before.
 Items, in order (each skipped with a reason when its estimated time no longer fits):
 
   matmul       8192^3 bf16 matrix products: the ceiling actually reachable on this GPU (CUDA only)
-  train        our loop (prunebench.train.train), dense vs masked at 99 %, interleaved 3x, medians:
+  train        our loop (prunebench.library.train.train), dense vs masked at 99 %, interleaved 3x, medians:
                LeNet-300-100 / MNIST, ResNet-20 and VGG19 / CIFAR-10 (goal: masked / dense >= 0.95)
   flops        one full CIFAR-10 epoch (50,000 images, batch 128) of VGG19 and ResNet-50 through our loop:
                epoch time, evaluation time on 10,000 images, achieved FLOP/s (3 x forward FLOPs x images/s)
@@ -49,11 +49,11 @@ _spec = importlib.util.spec_from_file_location("prunebench_bench_run", HERE / "r
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
-from prunebench.data import train_batches  # noqa: E402
-from prunebench.init import initialize  # noqa: E402
-from prunebench.models import build_model  # noqa: E402
-from prunebench.runtime import device_name, setup_determinism, versions  # noqa: E402
-from prunebench.train import MaskEnforcer, TrainConfig, train  # noqa: E402
+from prunebench.library.data import train_batches  # noqa: E402
+from prunebench.library.init import initialize  # noqa: E402
+from prunebench.library.models import build_model  # noqa: E402
+from prunebench.library.runtime import device_name, setup_determinism, versions  # noqa: E402
+from prunebench.library.train import MaskEnforcer, TrainConfig, train  # noqa: E402
 
 BF16_PEAK_DATASHEET = bench.BF16_PEAK  # dense bf16 tensor-core peak by device name (H100/H200 989 TFLOP/s)
 
@@ -144,7 +144,7 @@ def settings() -> dict:
             "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
             "cudnn_deterministic": torch.backends.cudnn.deterministic, "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32,
-            "cuda_training": "bf16 autocast, channels_last (prunebench.train defaults), SGD foreach"}
+            "cuda_training": "bf16 autocast, channels_last (prunebench.library.train defaults), SGD foreach"}
 
 
 def nvidia_smi() -> str | None:
@@ -168,7 +168,7 @@ _WARM = set()
 
 def train_rate(name, dataset, device, batch, steps, sparsity=None, n_train=None, n_test=None, compile=False,
                eval_batch=2000):
-    """(images/s, timing dict) of prunebench.train.train on synthetic uint8 data resident on `device`; `steps`
+    """(images/s, timing dict) of prunebench.library.train.train on synthetic uint8 data resident on `device`; `steps`
     capped steps (0 = the whole epoch of n_train images). The first call per (model, batch) warms the process up
     (cuDNN handles, kernels, allocator) with a short untimed run, as every real run is warm after its first step."""
     key = (name, dataset, batch, compile)
@@ -259,7 +259,7 @@ def item_flops(run: Run, sizes) -> None:
 # -- concurrency: k processes training at once ------------------------------------------------------------------
 
 def make_step(model, optimizer, enforcer, amp: bool, cl: bool, fwd=None, cache_enabled=True):
-    """One training step exactly as prunebench.train.train takes it (autocast bf16 forward, fp32 loss,
+    """One training step exactly as prunebench.library.train.train takes it (autocast bf16 forward, fp32 loss,
     zero_grad, backward, masked gradients, SGD step, masked weights); returns the loss tensor."""
     fwd = fwd or model
 
@@ -429,7 +429,7 @@ def item_reference(run: Run, sizes) -> None:
 # -- pruning ------------------------------------------------------------------------------------------------------------
 
 def item_prune(run: Run, sizes) -> None:
-    from prunebench.pruners import prune
+    from prunebench.library.pruners import prune
 
     rows = run.doc.setdefault("prune", [])
     steps = sizes["prune_steps"]

@@ -25,14 +25,14 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from prunebench.data import Data  # noqa: E402
-from prunebench.init import initialize  # noqa: E402
-from prunebench.masks import Mask  # noqa: E402
-from prunebench.models import build_model, prunable_parameters  # noqa: E402
-from prunebench.pruners.common import select  # noqa: E402
-from prunebench.runtime import device_name, setup_determinism  # noqa: E402
-from prunebench.specs import dataset_spec  # noqa: E402
-from prunebench.train import TrainConfig, train  # noqa: E402
+from prunebench.library.data import Data  # noqa: E402
+from prunebench.library.init import initialize  # noqa: E402
+from prunebench.library.masks import Mask  # noqa: E402
+from prunebench.library.models import build_model, prunable_parameters  # noqa: E402
+from prunebench.library.pruners.topk import select  # noqa: E402
+from prunebench.library.runtime import device_name, setup_determinism  # noqa: E402
+from prunebench.library.datasets import dataset_spec  # noqa: E402
+from prunebench.library.train import TrainConfig, train  # noqa: E402
 
 # bf16 dense tensor-core peak (FLOP/s) by device name, for the achieved-fraction column.
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -176,7 +176,7 @@ def suite_flops(device, reduced, out):
 
 
 def suite_prune(device, reduced, out):
-    from prunebench.pruners import prune
+    from prunebench.library.pruners import prune
 
     rows = []
     models = [("resnet20", 32 if reduced else 128), ("vgg19", 8 if reduced else 128)]

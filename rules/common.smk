@@ -11,7 +11,7 @@ wildcard_constraints:
     arm=r"[A-Za-z0-9_]{1,64}",
 
 
-# Every per-cell output is a file in the CELL folder (prunebench.paths).
+# Every per-cell output is a file in the CELL folder (prunebench.pipeline.paths).
 CELL = f"{RES}/{P.CELL_PATTERN}"
 JOB = "{dataset}_{model}_{init}_{arm}_s{sparsity}_seed{seed}"
 
@@ -115,7 +115,7 @@ def train_argv(c, input, threads):
 def write_config(path):
     """The preset as Snakemake resolved it, next to the tables (the aggregator reads it)."""
     import yaml
-    from prunebench.io import atomic_path
+    from prunebench.library.artifacts import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=True))

@@ -1,7 +1,7 @@
 """Realistic fake pipeline outputs (summary.csv, layers.csv, history.csv) for figure/report tests.
 
 `fake_tables(...)` returns the three DataFrames; `write_fake_results(dir, ...)` writes them.
-Deterministic (numpy RandomState(0)); column sets are the schema of `prunebench.tables` (the aggregator's).
+Deterministic (numpy RandomState(0)); column sets are the schema of `prunebench.report.tables` (the aggregator's).
 `diverge`: cells (dataset, model, init, arm, sparsity, seed) whose training diverged (no final accuracy).
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunebench.arms import method_of, parse_arm
-from prunebench.tables import HISTORY_COLUMNS, LAYERS_COLUMNS, SUMMARY_COLUMNS
+from prunebench.report.arms import method_of, parse_arm
+from prunebench.report.tables import HISTORY_COLUMNS, LAYERS_COLUMNS, SUMMARY_COLUMNS
 
 PAI_ARMS = ("dense", "random", "magnitude", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
             "prospr_m1", "prospr_m5", "snip_unsup", "snip_ai", "random_ai")
@@ -150,7 +150,7 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None, diverge=(
 
 def write_table(df: pd.DataFrame, path) -> None:
     """Write a results table as the aggregator does: CSV plus its checksum sidecar."""
-    from prunebench.io import write_checked_text
+    from prunebench.library.artifacts import write_checked_text
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_checked_text(path, df.to_csv(index=False, lineterminator="\n"))

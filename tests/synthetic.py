@@ -6,7 +6,7 @@ with random intensity and noise, so a small network learns something in a few do
 drawn from fixed numpy seeds, and the files are written byte-for-byte reproducibly (gzip and tar headers
 carry no times), so the prepared caches and every result computed from them are the same on every run.
 
-Formats (what `prunebench.data` reads; see `prunebench/data/formats.py`):
+Formats (what `prunebench.library.data` reads; see `prunebench/data/formats.py`):
 
 * MNIST-like: 28x28 grayscale, 10 classes, as a *named* IDX set ``synthetic-train-images-idx3-ubyte.gz``,
   ``synthetic-train-labels-idx1-ubyte.gz``, ``synthetic-t10k-images-idx3-ubyte.gz``,
@@ -276,8 +276,7 @@ def md5(path) -> str:
 
 def with_official(monkeypatch, dataset, path=None, urls=()):
     """Point the official-file registry of `dataset` at a synthetic file (its md5) and/or URLs."""
-    from prunebench import data as D
-
+    from prunebench.library import data as D
     old = D.OFFICIAL_FILES[dataset][0]
     new = D.OfficialFile(old.name, tuple(urls) or old.urls, md5(path) if path else old.md5)
     monkeypatch.setitem(D.OFFICIAL_FILES, dataset, (new,))
@@ -287,8 +286,7 @@ def assert_cache_equals(path, expected):
     """Load the cache at `path` and check its arrays equal `expected`; return the loaded data."""
     import torch
 
-    from prunebench import data as D
-
+    from prunebench.library import data as D
     cache = D.load(path.stem, path)
     for k, v in expected.items():
         assert torch.equal(getattr(cache, k), torch.as_tensor(v, dtype=getattr(cache, k).dtype)), k

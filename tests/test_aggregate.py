@@ -5,10 +5,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from prunebench.aggregate import aggregate
-from prunebench.grid import cell_dir, expand, load_config
-from prunebench.io import write_json
-from prunebench.tables import SUMMARY
+from prunebench.pipeline.aggregate import aggregate
+from prunebench.pipeline.grid import cell_dir, expand, load_config
+from prunebench.library.artifacts import write_json
+from prunebench.report.tables import SUMMARY
 
 CONFIG = {
     "preset": "agg", "description": "aggregator test", "data_dir": "data", "device": "cpu",

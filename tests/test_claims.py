@@ -1,10 +1,8 @@
-"""Claim checks that read the arm names and the divergence flag of summary.csv (prunebench.arms / tables)."""
+"""Claim checks that read the arm names and the divergence flag of summary.csv (prunebench.report.arms / tables)."""
 import pandas as pd
 import pytest
 
-from prunebench import claims
-
-
+from prunebench.report import claims
 def _rows(arm, accs, diverged=(), metric="final_acc", **extra):
     out = []
     for i, a in enumerate(accs):

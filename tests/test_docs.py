@@ -1,10 +1,10 @@
-"""The README's generated tables match the code (python -m prunebench.docs regenerates them)."""
-from prunebench.docs import CAPTIONS, README, captions_yaml, render
+"""The README's generated tables match the code (python -m prunebench.pipeline.docs regenerates them)."""
+from prunebench.pipeline.docs import CAPTIONS, README, captions_yaml, render
 
 
 def test_readme_generated_blocks_are_current():
     text = README.read_text()
-    assert render(text) == text, "README.md is stale: run `python -m prunebench.docs`"
+    assert render(text) == text, "README.md is stale: run `python -m prunebench.pipeline.docs`"
 
 
 def test_readme_opens_with_the_two_commands():
@@ -14,4 +14,4 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_report_captions_are_current():
-    assert CAPTIONS.read_text() == captions_yaml(), "report/captions.yaml is stale: run `python -m prunebench.docs`"
+    assert CAPTIONS.read_text() == captions_yaml(), "report/captions.yaml is stale: run `python -m prunebench.pipeline.docs`"

@@ -13,9 +13,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
 from fake_results import fake_tables, write_fake_results, write_table
-from prunebench import figures
-from prunebench.arms import ARM_LABELS, arm_label
-from prunebench.errors import PrunebenchError
+from prunebench.report import figures
+from prunebench.report.arms import ARM_LABELS, arm_label
+from prunebench.library.errors import PrunebenchError
 
 NAMES = sorted(figures.FIGURES)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -69,7 +69,7 @@ def test_bytes_do_not_depend_on_the_process(full, tmp_path):
     """Same bytes from a fresh interpreter with another hash seed (no set/dict-order leaks)."""
     name = "force_layer_density"
     mine = figures.make_figure(name, full, tmp_path / "here" / name, "quick")
-    code = ("import sys; from prunebench import figures; "
+    code = ("import sys; from prunebench.report import figures; "
             f"figures.make_figure({name!r}, sys.argv[1], sys.argv[2], 'quick')")
     env = dict(os.environ, PYTHONHASHSEED="12345")
     subprocess.run([sys.executable, "-c", code, str(full), str(tmp_path / "there" / name)], check=True, env=env)
@@ -97,7 +97,7 @@ def test_no_data_writes_placeholder_and_warns(tmp_path, caplog):
     d = tmp_path / "res"
     d.mkdir()
     write_table(s[s["arm"] == "dense"], d / "summary.csv")
-    with caplog.at_level(logging.WARNING, logger="prunebench.figures"):
+    with caplog.at_level(logging.WARNING, logger="prunebench.report.figures"):
         for name in NAMES:
             pdf, png = figures.make_figure(name, d, tmp_path / "out" / name, "quick")
             assert pdf.stat().st_size > 0 and png.read_bytes().startswith(PNG_MAGIC)
@@ -106,7 +106,7 @@ def test_no_data_writes_placeholder_and_warns(tmp_path, caplog):
 
 
 def test_other_preset_rows_are_dropped(full, caplog):
-    with caplog.at_level(logging.WARNING, logger="prunebench.figures"):
+    with caplog.at_level(logging.WARNING, logger="prunebench.report.figures"):
         fig = figures.render("force_acc_vs_sparsity", full, "paper-grid")
     assert not fig.axes and "No data" in fig.texts[0].get_text()
 

@@ -47,7 +47,7 @@ def test_sizing_inputs_prefer_the_multi_process_rate():
 
 
 def test_lr_drop_epochs_follow_train_lr_at():
-    from prunebench.train import TrainConfig
+    from prunebench.library.train import TrainConfig
 
     train = preset("force-check")["train"]
     for epochs in (1, 5, 12, 40):
@@ -61,8 +61,7 @@ def test_lr_drop_epochs_follow_train_lr_at():
 # -- the presets as the script runs them -------------------------------------------------------------------------
 
 def test_shrunk_presets_stay_valid_and_keep_their_shape():
-    from prunebench import grid as G
-
+    from prunebench.pipeline import grid as G
     smoke = GC.shrink_smoke(preset("smoke"))
     G.validate(smoke)
     methods = {c["method"] for c in G.expand(smoke)}

@@ -5,9 +5,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from prunebench.errors import PrunebenchError
-from prunebench.grid import cell_hash, expand, load_config, validate
-from prunebench.paths import cell_dir
+from prunebench.library.errors import PrunebenchError
+from prunebench.pipeline.grid import cell_hash, expand, load_config, validate
+from prunebench.pipeline.paths import cell_dir
 
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
@@ -70,7 +70,7 @@ def test_missing_and_broken_config_files(tmp_path):
 
 
 def test_every_method_of_the_table_is_accepted_and_nothing_else():
-    from prunebench.methods import METHODS
+    from prunebench.library.methods import METHODS
 
     for name in METHODS:
         cfg = copy.deepcopy(SMOKE)
@@ -84,8 +84,8 @@ def test_init_files_are_named_by_their_own_seed_whatever_the_offset(monkeypatch)
     for any offset (it used to work only because the init offset was 0)."""
     import re
 
-    from prunebench import grid
-    from prunebench.paths import init_path
+    from prunebench.pipeline import grid
+    from prunebench.pipeline.paths import init_path
 
     monkeypatch.setitem(grid.SEED_OFFSETS, "init", 7)
     for c in expand(SMOKE):
@@ -102,7 +102,7 @@ def test_ablation_arms_inherit_their_base_arm():
     assert cells["force_shuffle"]["method"] == "force" and cells["force_shuffle"]["options"] == {"steps": 3, "shuffle": True}
     assert cells["force_invert"]["options"] == {"steps": 3, "invert": True}
     assert cells["force_reinit"]["options"] == {"steps": 3} and cells["force_reinit"]["reinit"]
-    from prunebench.paths import init_path, train_init_path
+    from prunebench.pipeline.paths import init_path, train_init_path
 
     assert train_init_path(cells["force_reinit"]) != init_path(cells["force_reinit"])
     assert train_init_path(cells["force"]) == init_path(cells["force"])

@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunebench.errors import PrunebenchError
-from prunebench.init import SCHEMES, conv_orthogonal, initialize, load_init, save_init
-from prunebench.models import build_model, prunable_modules, prunable_parameters
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.init import SCHEMES, conv_orthogonal, initialize, load_init, save_init
+from prunebench.library.models import build_model, prunable_modules, prunable_parameters
 
 
 def _periodic_conv(w, x):

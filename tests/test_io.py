@@ -1,15 +1,15 @@
-"""prunebench.io: atomic writes and the content checksums every artifact carries (one flipped bit anywhere in a
+"""prunebench.library.artifacts: atomic writes and the content checksums every artifact carries (one flipped bit anywhere in a
 mask, init, checkpoint, data cache or results table is a one-line error naming the file)."""
 import json
 
 import pytest
 import torch
 
-from prunebench import io
-from prunebench.errors import PrunebenchError
-from prunebench.init import initialize, load_init, save_init
-from prunebench.masks import Mask
-from prunebench.models import build_model
+from prunebench.library import artifacts as io
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.init import initialize, load_init, save_init
+from prunebench.library.masks import Mask
+from prunebench.library.models import build_model
 
 
 def _flip(path, offset):

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from prunebench.errors import PrunebenchError
-from prunebench.masks import Mask
-from prunebench.models import build_model, prunable_parameters
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.masks import Mask
+from prunebench.library.models import build_model, prunable_parameters
 
 
 def random_mask(model, density=0.3, seed=0):
@@ -81,7 +81,7 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
 
 def test_bias_entries_fit_apply_and_do_not_count_as_collapse():
     # SNIP's official `prune_bias` option ranks biases too: their masks must fit and apply.
-    from prunebench.pruners import prune
+    from prunebench.library.pruners import prune
 
     model = build_model("lenet300", "mnist")
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))

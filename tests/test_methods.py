@@ -1,12 +1,12 @@
-"""The method table: one row per method, and everything that lists methods reads it (prunebench.methods)."""
+"""The method table: one row per method, and everything that lists methods reads it (prunebench.library.methods)."""
 import importlib
 import re
 
 import pytest
 
 from conftest import REPO
-from prunebench.errors import PrunebenchError
-from prunebench.methods import KINDS, METHODS, TABLE, at_init, during, method_info
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.methods import KINDS, METHODS, TABLE, at_init, during, method_info
 
 
 def test_rows_are_complete_and_styles_unique():
@@ -23,13 +23,13 @@ def test_the_table_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, prunebench.methods; assert 'torch' not in sys.modules"
+    code = "import sys, prunebench.library.methods; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_every_method_resolves_to_its_class():
-    from prunebench.pruners import pruner_class
-    from prunebench.pruners.during import during_class
+    from prunebench.library.pruners import pruner_class
+    from prunebench.library.pruners.during import during_class
 
     for m in at_init():
         assert pruner_class(m).name == m and pruner_class(m).__module__ == METHODS[m].module

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from prunebench.errors import PrunebenchError
-from prunebench.models import build_model, count_prunable
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.models import build_model, count_prunable
 
 # docs/methods.md B.1 (and hand counts for the MNIST nets)
 COUNTS = [
@@ -24,7 +24,7 @@ def test_prunable_weight_counts(name, dataset, count):
                                            ("mlp-3-linear", "mnist"), ("resnet20", "cifar10"),
                                            ("resnet32_grasp", "cifar100"), ("resnet18", "tiny-imagenet")])
 def test_forward_shapes(name, dataset):
-    from prunebench.specs import dataset_spec
+    from prunebench.library.datasets import dataset_spec
 
     s = dataset_spec(dataset)
     out = build_model(name, dataset).eval()(torch.zeros(2, s.channels, s.size, s.size))

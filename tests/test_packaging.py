@@ -29,7 +29,7 @@ def test_torch_pair_pinned():
 
 @pytest.mark.parametrize("preset", ["smoke", "quick", "force", "spp", "prospr", "fggp", "force-check"])
 def test_presets_validate(preset):
-    from prunebench.grid import expand, load_config
+    from prunebench.pipeline.grid import expand, load_config
 
     cfg = load_config(REPO / "config" / f"{preset}.yaml")
     assert cfg["preset"] == preset and len(expand(cfg)) > 0
@@ -63,5 +63,5 @@ def test_wheel_ships_the_schemas(tmp_path):
                         str(tmp_path), str(REPO)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     names = zipfile.ZipFile(next(tmp_path.glob("prunebench-*.whl"))).namelist()
-    assert "prunebench/schemas/preset.yaml" in names
-    assert "prunebench/cli/prune.py" in names and "prunebench/pruners/fggp.py" in names
+    assert "prunebench/pipeline/schemas/preset.yaml" in names
+    assert "prunebench/cli/prune.py" in names and "prunebench/library/pruners/fggp.py" in names

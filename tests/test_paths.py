@@ -1,5 +1,5 @@
-"""Artifact paths: readable, one pattern for every cell file (prunebench.paths)."""
-from prunebench.paths import CELL_FILES, CELL_PATTERN, cell_dir, fmt_sparsity, init_path, train_init_path
+"""Artifact paths: readable, one pattern for every cell file (prunebench.pipeline.paths)."""
+from prunebench.pipeline.paths import CELL_FILES, CELL_PATTERN, cell_dir, fmt_sparsity, init_path, train_init_path
 
 CELL = {"preset": "p", "dataset": "mnist", "model": "lenet300", "init": "orthogonal", "arm": "snip_ai",
         "sparsity": 0.995, "seed": 2, "seeds": {"init": 2, "reinit": 40002}}

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from prunebench.report import without_compute
+from prunebench.report.replication import without_compute
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -105,7 +105,7 @@ def first_run(tmp_path_factory):
 
 def test_every_expected_file_and_one_row_per_cell(first_run):
     repo, _ = first_run
-    from prunebench.grid import cell_dir, expand, load_config
+    from prunebench.pipeline.grid import cell_dir, expand, load_config
 
     cfg = load_config(repo / "config" / f"{PRESET}.yaml")
     cells = expand(cfg)

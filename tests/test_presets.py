@@ -5,10 +5,10 @@ presets, so a preset edit that drifts from the official code fails."""
 import pytest
 
 from conftest import REPO
-from prunebench.grid import expand, load_config
-from prunebench.methods import at_init
-from prunebench.pruners.during import during_class
-from prunebench.pruners.registry import pruner_class
+from prunebench.pipeline.grid import expand, load_config
+from prunebench.library.methods import at_init
+from prunebench.library.pruners.during import during_class
+from prunebench.library.pruners.registry import pruner_class
 
 FORCE_CODE = {"loss": "neg_logit", "bn_mode": "train", "schedule": "exp", "count_rule": "official", "labels": "true"}
 GRASP_CODE = {"chunks": 2, "reinit_linear": True, "count_rule": "official", "temperature": 200.0, "bn_mode": "train"}

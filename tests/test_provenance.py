@@ -1,4 +1,4 @@
-"""Provenance: what a pipeline step runs and what makes it rerun (prunebench.provenance)."""
+"""Provenance: what a pipeline step runs and what makes it rerun (prunebench.pipeline.provenance)."""
 import copy
 import os
 import subprocess
@@ -8,22 +8,22 @@ import pytest
 import yaml
 
 from conftest import REPO
-from prunebench.grid import expand
-from prunebench.methods import METHODS, at_init, during
-from prunebench.provenance import (SETTLED_EPOCH, STEP_MODULES, init_key, module_closure, output_ranks, prune_key,
+from prunebench.pipeline.grid import expand
+from prunebench.library.methods import METHODS, at_init, during
+from prunebench.pipeline.provenance import (SETTLED_EPOCH, STEP_MODULES, init_key, module_closure, output_ranks, prune_key,
                                    settle_times, step_sources, tables_key, train_key)
 
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
 
 def test_module_closure_follows_imports_and_package_inits():
-    files = module_closure("prunebench.train")
-    assert "src/prunebench/train.py" in files and "src/prunebench/masks.py" in files
+    files = module_closure("prunebench.library.train")
+    assert "src/prunebench/library/train.py" in files and "src/prunebench/library/masks.py" in files
     assert "src/prunebench/__init__.py" in files          # the package __init__ runs on import
     assert not any("figures" in f for f in files)
-    during_files = module_closure("prunebench.pruners.fggp")
-    assert "src/prunebench/pruners/__init__.py" in during_files
-    assert "src/prunebench/pruners/registry.py" not in during_files   # the package __init__ is lazy
+    during_files = module_closure("prunebench.library.pruners.fggp")
+    assert "src/prunebench/library/pruners/__init__.py" in during_files
+    assert "src/prunebench/library/pruners/registry.py" not in during_files   # the package __init__ is lazy
 
 
 def test_each_method_job_hashes_its_own_module_only():
@@ -39,10 +39,10 @@ def test_each_method_job_hashes_its_own_module_only():
         assert f"src/{modules[m]}.py" in files
         assert not {f"src/{modules[o]}.py" for o in at_init()} & set(files)
     dense = step_sources("train", "dense")
-    assert "src/prunebench/train.py" in dense and "src/prunebench/runtime.py" in dense   # determinism is code run
+    assert "src/prunebench/library/train.py" in dense and "src/prunebench/library/runtime.py" in dense   # determinism is code run
     assert not any("/pruners/" in f for f in step_sources("train", "snip"))           # a fixed mask: no pruner code
     assert "src/prunebench/cli/report.py" not in step_sources("prune", "snip")         # another command's code
-    assert "src/prunebench/train.py" not in step_sources("figure")
+    assert "src/prunebench/library/train.py" not in step_sources("figure")
 
 
 _TRACE = """

@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from fake_results import write_fake_results
-from prunebench import claims
-from prunebench.errors import PrunebenchError
-from prunebench.figures import FIGURES
-from prunebench.report import render_report, write_report
+from prunebench.report import claims
+from prunebench.library.errors import PrunebenchError
+from prunebench.report.figures import FIGURES
+from prunebench.report.replication import render_report, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "paper" / "reference"

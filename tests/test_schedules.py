@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunebench.schedules import cosine_decay, event_steps, gradual_density
+from prunebench.library.schedules import cosine_decay, event_steps, gradual_density
 
 
 def test_cosine_decay_matches_torch_scheduler():

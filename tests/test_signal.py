@@ -3,11 +3,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunebench.errors import PrunebenchError
-from prunebench.init import initialize
-from prunebench.masks import Mask
-from prunebench.models import MLP, build_model, prunable_parameters
-from prunebench.signal import approximate_isometry, isometry_objective, jacobian_singular_values
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.init import initialize
+from prunebench.library.masks import Mask
+from prunebench.library.models import MLP, build_model, prunable_parameters
+from prunebench.library.signalprop import approximate_isometry, isometry_objective, jacobian_singular_values
 
 
 def random_mask(model, density, seed=0):
@@ -135,7 +135,7 @@ def test_validation():
 
 
 def test_isometry_gradient_in_closed_form_equals_autograd():
-    from prunebench.signal import _objective, objective_and_gradient
+    from prunebench.library.signalprop import _objective, objective_and_gradient
 
     g = torch.Generator().manual_seed(3)
     ws = [torch.randn(5, 12, generator=g, dtype=torch.float64), torch.randn(4, 3, 2, 2, generator=g, dtype=torch.float64)]

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from prunebench.report import without_compute  # noqa: E402
+from prunebench.report.replication import without_compute  # noqa: E402
 from slurm_cluster import SlurmCluster, slurm_version, unavailable_reason  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

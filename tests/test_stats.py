@@ -1,9 +1,9 @@
-"""Verdicts with uncertainty (prunebench.stats): t quantiles, Welch intervals, the three verdicts."""
+"""Verdicts with uncertainty (prunebench.report.stats): t quantiles, Welch intervals, the three verdicts."""
 import math
 
 import pytest
 
-from prunebench.stats import (CONTRADICTED, HOLDS, INCONCLUSIVE, combine, interval, t_cdf, t_quantile,
+from prunebench.report.stats import (CONTRADICTED, HOLDS, INCONCLUSIVE, combine, interval, t_cdf, t_quantile,
                               verdict)
 
 

@@ -4,14 +4,14 @@ import json
 import pytest
 import torch
 
-from prunebench.data import Data
-from prunebench.errors import PrunebenchError
-from prunebench.init import initialize
-from prunebench.masks import Mask
-from prunebench.models import build_model, prunable_parameters
-from prunebench.pruners.common import select
-from prunebench.specs import dataset_spec
-from prunebench.train import TrainConfig, train
+from prunebench.library.data import Data
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.init import initialize
+from prunebench.library.masks import Mask
+from prunebench.library.models import build_model, prunable_parameters
+from prunebench.library.pruners.topk import select
+from prunebench.library.datasets import dataset_spec
+from prunebench.library.train import TrainConfig, train
 
 
 def tiny_data(n_train=192, n_test=64, seed=0):

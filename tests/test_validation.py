@@ -158,7 +158,7 @@ def test_bad_input_writes_nothing(capsys, monkeypatch, tmp_path, fx, command, ne
 def test_failed_train_leaves_no_partial_run(capsys, monkeypatch, tmp_path, fx):
     """A run that fails with any exception part-way (after writing a checkpoint) leaves no folder behind,
     not even the parents it created; a diverged run is a recorded result (metrics.json, diverged)."""
-    import prunebench.train as T
+    import prunebench.library.train as T
 
     real = T.train
 

@@ -1,4 +1,4 @@
-"""prunebench.verify and prunebench.workflow on small constructed trees (the end-to-end checks on the smoke
+"""prunebench.pipeline.verify and prunebench.pipeline.workflow on small constructed trees (the end-to-end checks on the smoke
 preset are in tests/test_pipeline.py: verify passes, reproduces cells and catches tampering; SIGKILL)."""
 import base64
 import json
@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from prunebench import paths as P
-from prunebench import verify as VF
-from prunebench.errors import PrunebenchError
-from prunebench.grid import expand, load_config
-from prunebench.io import write_checked_text
-from prunebench.workflow import argv_builders, clear_stale_locks
+from prunebench.pipeline import paths as P
+from prunebench.pipeline import verify as VF
+from prunebench.library.errors import PrunebenchError
+from prunebench.pipeline.grid import expand, load_config
+from prunebench.library.artifacts import write_checked_text
+from prunebench.pipeline.workflow import argv_builders, clear_stale_locks
 
 from conftest import REPO
 
@@ -29,8 +29,7 @@ def test_every_declared_output_has_a_key_function():
     cells = expand(cfg)
     assert all(f"{P.cell_dir(c)}/metrics.json" in outs for c in cells)
     assert P.report_path("smoke") in outs and P.table_path("smoke", "summary.csv") in outs
-    from prunebench import provenance as V
-
+    from prunebench.pipeline import provenance as V
     c = next(c for c in cells if c["method"] == "snip")
     assert outs[f"{P.cell_dir(c)}/mask.safetensors"](cfg) == V.prune_key(cfg, c)
     assert outs[f"{P.cell_dir(c)}/metrics.json"](cfg) == V.train_key(cfg, c)
@@ -135,8 +134,7 @@ def test_isometry_gets_the_presets_jsv_examples_and_its_key_follows():
     pruning (the preset's pruning.jsv_examples), and changing that number reruns the isometry jobs."""
     import copy
 
-    from prunebench import provenance as V
-
+    from prunebench.pipeline import provenance as V
     cfg = load_config(REPO / "config" / "spp-mnist.yaml")
     c = next(c for c in expand(cfg) if c["isometry"])
     assert c["jsv"] and c["pruning"]["jsv_examples"] == 5000

@@ -1,4 +1,4 @@
-"""prunebench.data.archives: folders, tar archives (any compression) and zip archives as sorted file trees."""
+"""prunebench.library.data.archives: folders, tar archives (any compression) and zip archives as sorted file trees."""
 from __future__ import annotations
 
 import hashlib
@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from prunebench import data as D
-from prunebench.data.archives import DirTree, TarTree, ZipTree, open_tree
-from prunebench.errors import PrunebenchError
+from prunebench.library import data as D
+from prunebench.library.data.archives import DirTree, TarTree, ZipTree, open_tree
+from prunebench.library.errors import PrunebenchError
 from synthetic import CIFAR_CLASSES, assert_cache_equals, files_under, image_tree, make_tar
 
 

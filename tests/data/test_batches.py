@@ -1,4 +1,4 @@
-"""prunebench.data.batches: normalisation, augmentation, seeded train / eval / pruning batches (in memory)."""
+"""prunebench.library.data.batches: normalisation, augmentation, seeded train / eval / pruning batches (in memory)."""
 from __future__ import annotations
 
 import hashlib
@@ -6,9 +6,9 @@ import hashlib
 import pytest
 import torch
 
-from prunebench import data as D
-from prunebench.errors import PrunebenchError
-from prunebench.specs import dataset_spec
+from prunebench.library import data as D
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.datasets import dataset_spec
 
 
 def in_memory(dataset="cifar10", n=300, seed=0, labels=None) -> D.Data:

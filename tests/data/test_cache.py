@@ -1,4 +1,4 @@
-"""prunebench.data.cache: preparing the uint8 cache, its content hash (checked on every load), loading."""
+"""prunebench.library.data.cache: preparing the uint8 cache, its content hash (checked on every load), loading."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from prunebench import data as D
-from prunebench.data import formats
-from prunebench.data.common import Raw
-from prunebench.errors import PrunebenchError
-from prunebench.specs import dataset_spec
+from prunebench.library import data as D
+from prunebench.library.data import formats
+from prunebench.library.data.basics import Raw
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.datasets import dataset_spec
 from synthetic import files_under, image_tree, mnist_like
 
 MNIST_NOTE = 'MNIST-format data "synthetic" (unverified; not the official MNIST files)'

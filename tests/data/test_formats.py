@@ -1,4 +1,4 @@
-"""prunebench.data.formats and .images: MNIST IDX, CIFAR python batches, ImageFolder trees, Tiny-ImageNet;
+"""prunebench.library.data.formats and .images: MNIST IDX, CIFAR python batches, ImageFolder trees, Tiny-ImageNet;
 which files are verified, and how each source is labelled."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from prunebench import data as D
-from prunebench.errors import PrunebenchError
+from prunebench.library import data as D
+from prunebench.library.errors import PrunebenchError
 from synthetic import (CIFAR_CLASSES, assert_cache_equals, files_under, gz, image_tree, make_cifar_tarball, make_tar,
                        mnist_files, random_arrays, with_official, write_files)
 

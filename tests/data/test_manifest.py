@@ -1,4 +1,4 @@
-"""prunebench.data.manifest: data manifests resolve their paths against their own folder, from any working
+"""prunebench.library.data.manifest: data manifests resolve their paths against their own folder, from any working
 directory; a missing cache is rebuilt where the manifest says; older cwd-relative manifests still open."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from prunebench import data as D
-from prunebench.errors import PrunebenchError
+from prunebench.library import data as D
+from prunebench.library.errors import PrunebenchError
 from synthetic import files_under
 
 

@@ -1,10 +1,10 @@
-"""The prunebench.data package: its public names, and that importing it stays light."""
+"""The prunebench.library.data package: its public names, and that importing it stays light."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
-import prunebench.data as D
+import prunebench.library.data as D
 
 USED_ELSEWHERE = ("prepare", "load", "Data", "Batches", "pruning_batches", "train_batches", "eval_batches",
                   "num_batches", "split_indices", "normalize", "derive_seed", "crop_flip", "random_crop_flip",
@@ -20,8 +20,8 @@ def test_public_names():
 
 
 def test_import_does_not_load_the_readers():
-    code = ("import sys, prunebench.data; "
-            "print(sorted(m for m in sys.modules if m in ('PIL', 'prunebench.data.archives', "
-            "'prunebench.data.formats', 'prunebench.data.images')))")
+    code = ("import sys, prunebench.library.data; "
+            "print(sorted(m for m in sys.modules if m in ('PIL', 'prunebench.library.data.archives', "
+            "'prunebench.library.data.formats', 'prunebench.library.data.images')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import torch
 
-from prunebench import data as D
+from prunebench.library import data as D
 from synthetic import CIFAR_CLASSES, files_under
 
 pytestmark = pytest.mark.real_data

@@ -1,4 +1,4 @@
-"""prunebench.data.sources: source precedence, $PRUNEBENCH_DATA_SOURCES, checksums, the official download
+"""prunebench.library.data.sources: source precedence, $PRUNEBENCH_DATA_SOURCES, checksums, the official download
 (file:// URLs stand in for the network)."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from prunebench import data as D
-from prunebench.errors import PrunebenchError
+from prunebench.library import data as D
+from prunebench.library.errors import PrunebenchError
 from synthetic import (assert_cache_equals, files_under, image_tree, make_cifar_tarball, md5, mnist_files,
                        random_arrays, with_official, write_files)
 

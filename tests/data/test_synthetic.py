@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from prunebench import data as D
+from prunebench.library import data as D
 from synthetic import CIFAR_SIZES, MNIST_SIZES, make_sources
 
 

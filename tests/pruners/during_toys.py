@@ -2,8 +2,8 @@
 import torch
 import torch.nn as nn
 
-from prunebench.models import build_model, prunable_parameters
-from prunebench.pruners.during import make_during_training
+from prunebench.library.models import build_model, prunable_parameters
+from prunebench.library.pruners.during import make_during_training
 
 
 class Row(nn.Module):

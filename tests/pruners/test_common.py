@@ -2,7 +2,7 @@
 import torch
 import torch.nn as nn
 
-from prunebench.pruners import prune
+from prunebench.library.pruners import prune
 
 
 def test_ties_broken_by_position():
@@ -21,7 +21,7 @@ def test_ties_broken_by_position():
 # ---------------------------------------------------------------------------------------------------
 # The official codes' keep rules on constructed scores: counts and ties (docs/methods.md A.0).
 
-from prunebench.pruners.common import official_density, official_keep, select_official  # noqa: E402
+from prunebench.library.pruners.topk import official_density, official_keep, select_official  # noqa: E402
 
 TIES = torch.tensor([5.0, 3.0, 3.0, 3.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])   # N = 10
 
@@ -77,8 +77,8 @@ def test_select_official_global_and_layerwise():
 
 
 def test_count_rule_option_reaches_every_method():
-    from prunebench.methods import at_init
-    from prunebench.pruners import pruner_class
+    from prunebench.library.methods import at_init
+    from prunebench.library.pruners import pruner_class
 
     for m in at_init():
         cls = pruner_class(m)

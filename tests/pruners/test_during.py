@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunebench.errors import PrunebenchError
-from prunebench.methods import during
-from prunebench.models import prunable_modules, prunable_parameters
-from prunebench.pruners.common import keep_count
-from prunebench.pruners.during import make_during_training, paper_vs_code
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.methods import during
+from prunebench.library.models import prunable_modules, prunable_parameters
+from prunebench.library.pruners.topk import keep_count
+from prunebench.library.pruners.during import make_during_training, paper_vs_code
 from during_toys import simulate, tiny
 
 DURING_TRAINING_METHODS = during()
@@ -113,8 +113,8 @@ def test_factory_validation():
 
 
 def test_pick_equals_common_select_with_ties():
-    from prunebench.pruners.common import select
-    from prunebench.pruners.during import pick
+    from prunebench.library.pruners.topk import select
+    from prunebench.library.pruners.during import pick
 
     gen = torch.Generator().manual_seed(0)
     shapes = {"a": (3, 5), "b": (40,), "c": (2, 2, 3)}

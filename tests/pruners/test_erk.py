@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from prunebench.models import build_model, prunable_parameters
-from prunebench.pruners.common import keep_count
-from prunebench.pruners.during import make_during_training
-from prunebench.pruners.erk import erk_densities, erk_mask
+from prunebench.library.models import build_model, prunable_parameters
+from prunebench.library.pruners.topk import keep_count
+from prunebench.library.pruners.during import make_during_training
+from prunebench.library.pruners.erk import erk_densities, erk_mask
 from during_toys import simulate, tiny
 
 

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from prunebench.errors import PrunebenchError
-from prunebench.masks import Mask
-from prunebench.pruners.during import make_during_training
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.masks import Mask
+from prunebench.library.pruners.during import make_during_training
 from during_toys import Row, one_event, removed, set_row
 
 

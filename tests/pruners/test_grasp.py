@@ -5,9 +5,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prunebench.pruners import prune, scores
-from prunebench.pruners.common import select
-from prunebench.pruners.grasp import Grasp
+from prunebench.library.pruners import prune, scores
+from prunebench.library.pruners.topk import select
+from prunebench.library.pruners.grasp import Grasp
 
 
 def grasp_net(bn=False):

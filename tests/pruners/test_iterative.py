@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunebench.pruners import prune
-from prunebench.pruners.iterative import Force, IterSnip
+from prunebench.library.pruners import prune
+from prunebench.library.pruners.iterative import Force, IterSnip
 
 
 def revival_net():
@@ -45,7 +45,7 @@ def test_iter_snip_never_revives():
 
 @pytest.mark.parametrize("loss", ["ce", "neg_logit"])
 def test_one_step_force_and_iter_snip_equal_snip(loss):
-    from prunebench.models import build_model
+    from prunebench.library.models import build_model
 
     torch.manual_seed(0)
     net = build_model("conv4", "mnist")  # has BatchNorm: train-mode BN for all three

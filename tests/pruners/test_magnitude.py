@@ -1,6 +1,6 @@
 """Magnitude pruning against a hand computation (docs/methods.md A.0)."""
 
-from prunebench.pruners import scores
+from prunebench.library.pruners import scores
 from toys import close, toy
 
 

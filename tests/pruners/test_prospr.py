@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prunebench.pruners import scores
+from prunebench.library.pruners import scores
 
 
 def prospr_net():
@@ -19,7 +19,7 @@ def prospr_batches(n=2):
 
 
 def test_prospr_zero_inner_steps_is_snip():
-    from prunebench.models import build_model
+    from prunebench.library.models import build_model
 
     torch.manual_seed(0)
     net = build_model("conv4", "mnist")

@@ -1,10 +1,10 @@
 """Random pruning: seeded, uniform global, given per-layer densities (docs/methods.md A.6)."""
 import pytest
 
-from prunebench.errors import PrunebenchError
-from prunebench.models import build_model, prunable_parameters
-from prunebench.pruners import prune
-from prunebench.pruners.common import keep_count
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.models import build_model, prunable_parameters
+from prunebench.library.pruners import prune
+from prunebench.library.pruners.topk import keep_count
 from toys import small
 
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunebench.errors import PrunebenchError
-from prunebench.masks import Mask
-from prunebench.methods import at_init
-from prunebench.models import build_model, prunable_parameters
-from prunebench.pruners import paper_vs_code, prune, pruner_class, scores
-from prunebench.pruners.common import keep_count
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.masks import Mask
+from prunebench.library.methods import at_init
+from prunebench.library.models import build_model, prunable_parameters
+from prunebench.library.pruners import paper_vs_code, prune, pruner_class, scores
+from prunebench.library.pruners.topk import keep_count
 from toys import FEW, data, small
 
 
@@ -139,7 +139,7 @@ def test_prune_works_under_no_grad():
                                                 ("conv4", "mnist", (1, 28, 28)),
                                                 ("resnet20", "cifar10", (3, 32, 32))])
 def test_model_zoo_every_method(name, dataset, shape):
-    from prunebench.init import initialize
+    from prunebench.library.init import initialize
 
     net = initialize(build_model(name, dataset), "kaiming_normal", 0)
     b = data(2, bs=8, shape=shape, classes=10)

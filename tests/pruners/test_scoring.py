@@ -1,8 +1,8 @@
 """Batch streams of the scoring helpers (docs/methods.md A.0)."""
 
 
-from prunebench.pruners import prune
-from prunebench.pruners.scoring import BatchStream
+from prunebench.library.pruners import prune
+from prunebench.library.pruners.scoring import BatchStream
 from toys import data, small
 
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunebench.errors import PrunebenchError
-from prunebench.models import prunable_parameters
-from prunebench.pruners import prune, scores
-from prunebench.pruners.common import keep_count
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.models import prunable_parameters
+from prunebench.library.pruners import prune, scores
+from prunebench.library.pruners.topk import keep_count
 from toys import X, Y, close, data, small, toy
 
 

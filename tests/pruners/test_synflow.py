@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunebench.pruners import scores
-from prunebench.pruners.synflow import SynFlow
+from prunebench.library.pruners import scores
+from prunebench.library.pruners.synflow import SynFlow
 from toys import close, toy
 
 
@@ -34,7 +34,7 @@ def test_synflow_conserves_flow_and_keeps_pruned_weights_pruned():
 
 
 def test_synflow_input_shape_needed_for_convs():
-    from prunebench.errors import PrunebenchError
+    from prunebench.library.errors import PrunebenchError
 
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 2))
     with pytest.raises(PrunebenchError, match="input_shape"):

@@ -1,7 +1,7 @@
 """`prunebench` command line: one module per subcommand (prunebench/cli/<command>.py).
 
 Each command module defines HELP (one line), `add_arguments(parser)` and `run(args)`. The dispatcher imports
-only the module of the command being run, so a pipeline step's provenance (prunebench.provenance) hashes
+only the module of the command being run, so a pipeline step's provenance (prunebench.pipeline.provenance) hashes
 exactly the code that step runs: editing the `report` command does not rerun training.
 
 Every subcommand validates all its inputs before it reads data or builds a model, prints a one-line error
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     mod = command_module(cmd)
     args = mod.parse(argv[1:]) if hasattr(mod, "parse") else command_parser(cmd).parse_args(argv[1:])
     args.cmd = cmd
-    from prunebench.errors import PrunebenchError
+    from prunebench.library.errors import PrunebenchError
 
     try:
         status = mod.run(args)  # None: success; an int: the command's own status (verify: 1 on a mismatch)

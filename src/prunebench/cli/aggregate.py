@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunebench.cli.common import log
+from prunebench.cli.args import log
 
 HELP = "collect every run of a preset into tidy CSV tables"
 
@@ -14,14 +14,14 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('aggregate', argv)
 
 
 def run(args) -> None:
-    from prunebench.aggregate import aggregate
+    from prunebench.pipeline.aggregate import aggregate
 
     paths = aggregate(args.config, Path(args.results_root))
     log("wrote " + ", ".join(str(p) for p in paths))

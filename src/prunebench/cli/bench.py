@@ -24,7 +24,7 @@ def parse(argv):
 
 
 def run(args) -> None:
-    from prunebench.errors import PrunebenchError
+    from prunebench.library.errors import PrunebenchError
 
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "run.py"
     if not script.exists():
@@ -39,8 +39,8 @@ def run(args) -> None:
 
 def check_bench_args(argv, suites) -> None:
     """benchmarks/run.py's arguments, checked before any benchmark runs (one-line errors, exit 2)."""
-    from prunebench.cli.common import check_creatable, check_int, check_threads
-    from prunebench.errors import PrunebenchError, choose
+    from prunebench.cli.args import check_creatable, check_int, check_threads
+    from prunebench.library.errors import PrunebenchError, choose
 
     p = argparse.ArgumentParser(prog="prunebench bench", add_help=False)
     p.add_argument("--suite", default="all")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prunebench.cli.common import check_output, log
+from prunebench.cli.args import check_output, log
 
 HELP = "download or read a data set and prepare its uint8 cache"
 
@@ -19,16 +19,16 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('data', argv)
 
 
 def run(args) -> None:
-    from prunebench import data as D
-    from prunebench.errors import PrunebenchError
-    from prunebench.specs import dataset_spec
+    from prunebench.library import data as D
+    from prunebench.library.errors import PrunebenchError
+    from prunebench.library.datasets import dataset_spec
 
     dataset_spec(args.dataset)
     if args.source is not None and not Path(args.source).exists():

@@ -14,15 +14,15 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('figure', argv)
 
 
 def run(args) -> None:
-    from prunebench.cli.common import check_creatable
-    from prunebench.figures import make_figure
+    from prunebench.cli.args import check_creatable
+    from prunebench.report.figures import make_figure
 
     for ext in (".pdf", ".png"):
         check_creatable(f"{args.out_stem}{ext}", "figure")

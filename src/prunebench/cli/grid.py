@@ -1,7 +1,7 @@
 """prunebench grid: validate a preset and count (or list) its cells."""
 from __future__ import annotations
 
-from prunebench.cli.common import log
+from prunebench.cli.args import log
 
 HELP = "validate a preset and count (or list) its cells"
 
@@ -12,15 +12,15 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('grid', argv)
 
 
 def run(args) -> None:
-    from prunebench.grid import expand, load_config
-    from prunebench.paths import cell_dir
+    from prunebench.pipeline.grid import expand, load_config
+    from prunebench.pipeline.paths import cell_dir
 
     cfg = load_config(args.config)
     cells = expand(cfg)

@@ -1,7 +1,7 @@
 """prunebench init: build a model and save a seeded initialization (safetensors)."""
 from __future__ import annotations
 
-from prunebench.cli.common import add_device, check_int, check_output, check_threads, log, setup
+from prunebench.cli.args import add_device, check_int, check_output, check_threads, log, setup
 
 HELP = "build a model and save a seeded initialization (safetensors)"
 
@@ -17,16 +17,16 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('init', argv)
 
 
 def run(args) -> None:
-    from prunebench.errors import choose
-    from prunebench.init import SCHEMES, initialize, save_init
-    from prunebench.models import build_model, count_prunable
+    from prunebench.library.errors import choose
+    from prunebench.library.init import SCHEMES, initialize, save_init
+    from prunebench.library.models import build_model, count_prunable
 
     choose("init scheme", args.scheme, SCHEMES)
     check_int(args.seed, "--seed", 0)

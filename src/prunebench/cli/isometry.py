@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from prunebench.cli.common import add_device, check_input, check_int, check_number, check_output, check_threads, log, setup
+from prunebench.cli.args import add_device, check_input, check_int, check_number, check_output, check_threads, log, setup
 
 HELP = "enforce approximate isometry on the kept weights (SPP, data-free)"
 
@@ -22,18 +22,18 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('isometry', argv)
 
 
 def run(args) -> None:
-    from prunebench.errors import PrunebenchError
-    from prunebench.init import init_metadata, model_from_init, save_init
-    from prunebench.io import write_json
-    from prunebench.masks import Mask
-    from prunebench.signal import approximate_isometry, isometry_objective
+    from prunebench.library.errors import PrunebenchError
+    from prunebench.library.init import init_metadata, model_from_init, save_init
+    from prunebench.library.artifacts import write_json
+    from prunebench.library.masks import Mask
+    from prunebench.library.signalprop import approximate_isometry, isometry_objective
 
     check_int(args.steps, "--steps", 0)
     check_number(args.lr, "--lr", 0.0, 10.0, lo_open=True)  # the official setting is 0.1; above 10 it blows up
@@ -52,7 +52,7 @@ def run(args) -> None:
     mask = Mask.load(args.mask, model)
     data = None
     if args.jsv:  # read (and checksum) the data before the long isometry run, not after it
-        from prunebench.data import open_data
+        from prunebench.library.data import open_data
 
         data = open_data(args.data, device)
     mask.apply(model)
@@ -64,7 +64,7 @@ def run(args) -> None:
         raise PrunebenchError(f"isometry diverged (objective {report['objective_after']}) with --lr {args.lr}: "
                               f"nothing written; try a smaller --lr")
     if args.jsv:
-        from prunebench.signal import data_jsv
+        from prunebench.library.signalprop import data_jsv
 
         report["jsv_isometry"] = data_jsv(model, data, args.jsv_examples, device)
     save_init(args.out, model, **{**meta, "isometry_steps": args.steps, "isometry_lr": args.lr})

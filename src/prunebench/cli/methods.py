@@ -9,14 +9,14 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('methods', argv)
 
 
 def run(args) -> None:
-    from prunebench.methods import TABLE
+    from prunebench.library.methods import TABLE
 
     for kind, title in (("at_init", "at initialization"), ("during", "during training"), ("dense", "baseline")):
         print(f"{title}:")
@@ -31,9 +31,9 @@ def run(args) -> None:
 
 def _options(m) -> dict:
     if m.at_init:
-        from prunebench.pruners.registry import pruner_class
+        from prunebench.library.pruners.registry import pruner_class
 
         return pruner_class(m.name).Options.defaults()
-    from prunebench.pruners.during import during_class
+    from prunebench.library.pruners.during import during_class
 
     return during_class(m.name).Options.defaults()

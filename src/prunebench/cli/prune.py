@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from prunebench.cli.common import (add_device, check_input, check_int, check_number, check_output, check_threads,
+from prunebench.cli.args import (add_device, check_input, check_int, check_number, check_output, check_threads,
                                    json_arg, log, setup)
 
 HELP = "compute a pruning mask at initialization"
@@ -42,10 +42,10 @@ def add_arguments(p) -> None:
 
 def validate(args) -> dict:
     """Every name, number, option and file, before any data is read or any model is built."""
-    from prunebench.errors import PrunebenchError, check_sparsity, choose
-    from prunebench.init import init_metadata
-    from prunebench.pruners.common import SCOPES
-    from prunebench.pruners.registry import pruner_class
+    from prunebench.library.errors import PrunebenchError, check_sparsity, choose
+    from prunebench.library.init import init_metadata
+    from prunebench.library.pruners.topk import SCOPES
+    from prunebench.library.pruners.registry import pruner_class
 
     cls = pruner_class(args.method)
     options = cls.Options.from_dict(json_arg(args.options, "--options")).to_dict()
@@ -73,8 +73,8 @@ def validate(args) -> dict:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('prune', argv)
 
@@ -82,11 +82,11 @@ def parse(argv):
 def run(args) -> None:
     import copy
 
-    from prunebench import data as D
-    from prunebench.init import model_from_init
-    from prunebench.io import write_json
-    from prunebench.pruners import prune
-    from prunebench.signal import data_jsv
+    from prunebench.library import data as D
+    from prunebench.library.init import model_from_init
+    from prunebench.library.artifacts import write_json
+    from prunebench.library.pruners import prune
+    from prunebench.library.signalprop import data_jsv
 
     options = validate(args)
     device = setup(args)

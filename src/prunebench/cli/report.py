@@ -17,15 +17,15 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('report', argv)
 
 
 def run(args) -> None:
-    from prunebench.cli.common import check_creatable
-    from prunebench.report import write_report
+    from prunebench.cli.args import check_creatable
+    from prunebench.report.replication import write_report
 
     check_creatable(args.out, "report")
     if args.embed_dir:

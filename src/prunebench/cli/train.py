@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from prunebench.cli.common import (add_device, check_input, check_int, check_number, check_threads, json_arg, log,
+from prunebench.cli.args import (add_device, check_input, check_int, check_number, check_threads, json_arg, log,
                                    setup)
 
 HELP = "train a (masked) model; checkpoints every epoch and resumes"
@@ -41,7 +41,7 @@ def add_arguments(p) -> None:
 
 def train_config(args):
     """The TrainConfig of the command line: --config JSON, then the explicit overrides (all validated)."""
-    from prunebench.train import TrainConfig
+    from prunebench.library.train import TrainConfig
 
     cfg = json_arg(args.config, "--config")
     for k in OVERRIDES:
@@ -61,7 +61,7 @@ def train_config(args):
 def during_pruner(args):
     """The during-training pruner of --during (its module is imported by name through the method table, so
     a dense or at-init training job does not import, nor hash, the during-training code)."""
-    from prunebench.errors import PrunebenchError
+    from prunebench.library.errors import PrunebenchError
 
     if args.during is None:
         if args.target_sparsity is not None or args.during_options:
@@ -71,15 +71,15 @@ def during_pruner(args):
         raise PrunebenchError(f"--during {args.during} needs --target-sparsity")
     if args.mask:
         raise PrunebenchError("--mask and --during exclude each other: a fixed mask, or pruning during training")
-    during = importlib.import_module("prunebench.pruners.during")
+    during = importlib.import_module("prunebench.library.pruners.during")
     return during.make_during_training(args.during, args.target_sparsity,
                                        **json_arg(args.during_options, "--during-options"))
 
 
 def validate(args):
     """Every name, number, option and file, before any data is read or any model is trained."""
-    from prunebench.init import init_metadata, model_from_init
-    from prunebench.masks import Mask
+    from prunebench.library.init import init_metadata, model_from_init
+    from prunebench.library.masks import Mask
 
     cfg = train_config(args)
     during = during_pruner(args)
@@ -90,14 +90,14 @@ def validate(args):
     check_input(args.data, "data manifest")
     out = Path(args.out_dir)
     if out.exists() and not out.is_dir():
-        from prunebench.errors import PrunebenchError
+        from prunebench.library.errors import PrunebenchError
 
         raise PrunebenchError(f"--out-dir {args.out_dir!r} is a file")
     base = out
     while not base.exists() and base.parent != base:
         base = base.parent
     if not base.is_dir() or not os.access(base, os.W_OK):
-        from prunebench.errors import PrunebenchError
+        from prunebench.library.errors import PrunebenchError
 
         raise PrunebenchError(f"cannot write --out-dir {args.out_dir!r}: {str(base)!r} is not a writable folder")
     model, meta = model_from_init(args.init)
@@ -106,17 +106,17 @@ def validate(args):
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args('train', argv)
 
 
 def run(args) -> None:
-    from prunebench.data import open_data
-    from prunebench.io import write_json
-    from prunebench.runtime import manifest
-    from prunebench.train import train
+    from prunebench.library.data import open_data
+    from prunebench.library.artifacts import write_json
+    from prunebench.library.runtime import manifest
+    from prunebench.library.train import train
 
     cfg, during, model, meta, mask = validate(args)
     device = setup(args)

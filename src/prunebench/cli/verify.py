@@ -1,7 +1,7 @@
 """prunebench verify: check a preset's results (checksums, provenance) and reproduce some cells byte for byte."""
 from __future__ import annotations
 
-from prunebench.cli.common import log
+from prunebench.cli.args import log
 
 HELP = "check a preset's results: checksums, provenance keys, and (--reproduce K) K cells rerun byte for byte"
 
@@ -15,15 +15,15 @@ def add_arguments(p) -> None:
 
 
 def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.common.parse_args)."""
-    from prunebench.cli.common import parse_args
+    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
+    from prunebench.cli.args import parse_args
 
     return parse_args("verify", argv)
 
 
 def run(args) -> int:
-    from prunebench.errors import PrunebenchError
-    from prunebench.verify import summary, verify
+    from prunebench.library.errors import PrunebenchError
+    from prunebench.pipeline.verify import summary, verify
 
     if args.reproduce < 0:
         raise PrunebenchError(f"--reproduce must be >= 0, got {args.reproduce}")

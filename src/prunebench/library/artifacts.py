@@ -1,0 +1,168 @@
+"""File helpers: atomic writes (temp name + rename), canonical JSON, checksummed safetensors and tables.
+
+Every artifact the project writes carries a content checksum that every read verifies, so a damaged or
+edited file (one flipped bit) is a one-line error naming the file, never silently different data:
+- safetensors files (masks, inits, checkpoints, data caches, AI weights): the field `_sha256` of the
+  `prunebench` metadata entry hashes the rest of that metadata (canonical JSON) and every tensor's name,
+  dtype, shape and bytes (one entry: safetensors writes several metadata entries in no fixed order);
+- results tables (CSV): a sidecar `<name>.sha256` in `sha256sum` format (`sha256sum -c` checks it too).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from prunebench.library.errors import PrunebenchError
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are shared (cluster, DVC)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def canonical_json(obj) -> str:
+    """Sorted keys, fixed separators, no NaN surprises: the same object always gives the same text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+
+
+def write_json(path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, sort_keys=True, indent=2, allow_nan=True) + "\n")
+
+
+def read_json(path):
+    path = Path(path)
+    if not path.exists():
+        raise PrunebenchError(f"missing file {str(path)!r}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PrunebenchError(f"corrupt JSON file {str(path)!r}: {e}") from None
+
+
+def sha256_file(path, chunk=1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+CHECKSUM_KEY = "_sha256"
+
+
+def hash_tensors(h, tensors, names) -> None:
+    """Feed `h` each of `names` in order: the line "<name>:<dtype>:<shape>\\n", then the tensor's bytes (C
+    order, the machine's byte order: little-endian on every platform torch supports for the pipeline)."""
+    import torch
+
+    for name in names:
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{str(t.dtype).replace('torch.', '')}:{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def tensors_sha256(tensors: dict, metadata_text: str = "") -> str:
+    """SHA-256 of a metadata text and then every tensor by name (`hash_tensors`)."""
+    h = hashlib.sha256(metadata_text.encode() + b"\n")
+    hash_tensors(h, tensors, sorted(tensors))
+    return h.hexdigest()
+
+
+def save_tensors(path, tensors: dict, metadata: dict) -> None:
+    """Safetensors file with the JSON metadata entry `prunebench` and its checksum; written atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    if CHECKSUM_KEY in metadata:
+        raise ValueError(f"metadata key {CHECKSUM_KEY!r} is reserved for the checksum")
+    header = {**metadata, CHECKSUM_KEY: tensors_sha256(tensors, canonical_json(metadata))}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"prunebench": canonical_json(header)})
+
+
+def read_metadata(path, what="file") -> dict:
+    """The prunebench metadata of a safetensors file, reading only its header (a cheap check before work)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise PrunebenchError(f"missing {what} {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("prunebench", "{}"))
+            meta.pop(CHECKSUM_KEY, None)  # verified when the tensors are loaded
+            return meta
+    except Exception as e:  # safetensors raises several types for truncated/corrupt headers
+        raise PrunebenchError(f"corrupt {what} {str(path)!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def load_tensors(path, what="file"):
+    """Return (tensors, metadata) from a safetensors file written by `save_tensors`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise PrunebenchError(f"missing {what} {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("prunebench", "{}"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for truncated/corrupt headers
+        raise PrunebenchError(f"corrupt {what} {str(path)!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    recorded = meta.pop(CHECKSUM_KEY, None) if isinstance(meta, dict) else None
+    if recorded is None:
+        raise PrunebenchError(f"{what} {str(path)!r} has no content checksum (not written by this version of "
+                              f"prunebench); delete it and rerun the step that makes it")
+    if tensors_sha256(tensors, canonical_json(meta)) != recorded:
+        raise PrunebenchError(f"checksum mismatch in {what} {str(path)!r}: it was changed or damaged after it was "
+                              f"written; delete it and rerun the step that makes it")
+    return tensors, meta
+
+
+def checksum_path(path) -> Path:
+    """The `sha256sum`-format sidecar of a results table: `<name>.sha256`."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def write_checked_text(path, text: str) -> None:
+    """Write `text` to `path` and its checksum sidecar (both atomically; the sidecar last)."""
+    path = Path(path)
+    data = text.encode()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    with atomic_path(checksum_path(path)) as tmp:
+        tmp.write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+
+
+def verify_checked_file(path, what="results table") -> None:
+    """Raise a one-line error unless `path` matches its `<name>.sha256` sidecar."""
+    path, side = Path(path), checksum_path(path)
+    if not path.is_file():
+        raise PrunebenchError(f"missing {what} {str(path)!r}")
+    if not side.is_file():
+        raise PrunebenchError(f"{what} {str(path)!r} has no checksum file {side.name!r}; rerun the step that makes it")
+    recorded = side.read_text(errors="replace").split()
+    if not recorded or recorded[0] != sha256_file(path):
+        raise PrunebenchError(f"checksum mismatch in {what} {str(path)!r}: it was changed or damaged after it was "
+                              f"written; delete it and rerun the step that makes it")

@@ -1,0 +1,1 @@
+"""The pipeline the Snakemake DAG runs: presets -> cells (grid), artifact paths, provenance, the argv of each step (workflow), aggregation into tables, verification. Imports the library and the report wing."""
