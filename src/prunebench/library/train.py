@@ -189,12 +189,15 @@ def _checkpoint_tensors(model, optimizer, enforcer: MaskEnforcer):
 
 def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None, during=None,
           out_dir=None, device: str = "cpu", progress: bool = True, log=print, resume: bool = True,
-          stop_after_epoch: int | None = None, stop_after_step: int | None = None) -> dict:
+          identity: dict | None = None, stop_after_epoch: int | None = None,
+          stop_after_step: int | None = None) -> dict:
     """Train `model` in place on `data` (prunebench.library.data.Data) and return the metrics dict.
 
     mask:    a fixed at-initialization mask (pruned weights are zeroed first and kept at zero).
     during:  a `DuringTraining` pruner (FGGP, GMP) that may return a new mask after any step.
     out_dir: where checkpoint.safetensors, metrics.json and timing.json go (None: nothing written).
+    identity: what else the run depends on (the checksums of its init, mask and data, its code): part of the
+             checkpoint's key, so a checkpoint is resumed only by the run that wrote it.
     stop_after_epoch, stop_after_step: end after this many epochs / at the first checkpoint at or after this
              many steps (simulate an interruption; used by tests).
     """
@@ -226,11 +229,13 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, mask: Mask | None = None,
     enforcer = MaskEnforcer(model, mask)
     before_step = getattr(during, "before_step", None)  # optional part of the protocol
 
-    config_key = canonical_json({"train": cfg.to_dict(), "during": getattr(during, "name", None)})
+    config_key = canonical_json({"train": cfg.to_dict(), "during": getattr(during, "name", None),
+                                 "identity": identity})
     if resume and ckpt_path is not None and ckpt_path.exists():
         tensors, meta = load_tensors(ckpt_path, what="checkpoint")
         if meta.get("config_key") != config_key:
-            log(f"checkpoint {ckpt_path} is from another config; starting over")
+            log(f"checkpoint {ckpt_path} was written by another run (its init, mask, data, code or config "
+                f"differ); starting over")
         else:
             model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
             pmap = dict(model.named_parameters())
