@@ -16,6 +16,8 @@ from prunebench.pipeline import grid as G
 from prunebench.pipeline import paths as P
 from prunebench.library import methods as M
 from prunebench.pipeline import provenance as V
+from prunebench.library.datasets import DATASETS
+from prunebench.report.papers import PAPERS
 if "preset" not in config:
     config.update(G.load_config(os.path.join(workflow.basedir, "config", "quick.yaml")))
 G.validate(config, where="config")

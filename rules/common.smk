@@ -3,7 +3,7 @@ import json
 
 
 wildcard_constraints:
-    dataset=r"mnist|cifar10|cifar100|tiny-imagenet",
+    dataset="|".join(DATASETS),
     seed=r"\d{1,9}",
     sparsity=r"[0-9.e-]{1,24}",
     model=r"[A-Za-z0-9_-]{1,64}",

@@ -83,7 +83,7 @@ rule report:
 
 
 # Per-paper targets: `snakemake --cores all force` draws only FORCE's figures (and what they need).
-for _paper in ("force", "spp", "prospr", "fggp"):
+for _paper in PAPERS:
 
     rule:
         name:

@@ -14,6 +14,7 @@ from matplotlib.text import Text
 
 from fake_results import fake_tables, write_fake_results, write_table
 from prunebench.report import figures
+from prunebench.report.papers import PAPERS
 from prunebench.report.arms import ARM_LABELS, arm_label
 from prunebench.library.errors import PrunebenchError
 
@@ -46,7 +47,7 @@ def test_registry_is_complete():
                 "fggp_ranks", "sanity_checks"}
     assert set(figures.FIGURES) == expected
     for name, spec in figures.FIGURES.items():
-        assert spec.name == name and callable(spec.function) and spec.paper in figures.PAPERS
+        assert spec.name == name and callable(spec.function) and spec.paper in PAPERS
         assert spec.reproduces and spec.arms
     table = figures.figure_table_markdown()
     assert all(f"`{n}`" in table for n in expected)

@@ -79,6 +79,28 @@ TABLE = (
 METHODS = {m.name: m for m in TABLE}
 
 
+@dataclass(frozen=True)
+class AblationInfo:
+    """A sanity-check ablation of an at-initialization method (Frankle et al., ICLR 2021; Su et al., NeurIPS
+    2020), a preset arm `{of: <arm>, ablation: <name>}` named `<arm>_<name>`."""
+    name: str
+    label: str           # display label ("SNIP, layer-wise shuffle")
+    linestyle: str       # drawn in the colour of the method it ablates, with this line style and marker
+    marker: str
+    summary: str
+
+
+ABLATION_TABLE = (
+    AblationInfo("shuffle", "layer-wise shuffle", "--", "s",
+                 "the arm's per-layer densities with random positions (pruning option `shuffle`)"),
+    AblationInfo("invert", "inverted scores", ":", "v",
+                 "keep the lowest-scored weights instead of the highest (pruning option `invert`)"),
+    AblationInfo("reinit", "reinitialized", "-.", "D",
+                 "the arm's mask trained from a fresh draw of the same init scheme (the `reinit` seed)"),
+)
+ABLATIONS = {a.name: a for a in ABLATION_TABLE}
+
+
 def method_info(name: str) -> MethodInfo:
     """The table row of `name`; an unknown name is a one-line error listing the known ones."""
     return METHODS[choose("method", name, METHODS)]

@@ -9,10 +9,13 @@ import re
 import sys
 from pathlib import Path
 
+from prunebench.report.papers import TABLE as PAPER_TABLE
+from prunebench.report.papers import order_key as paper_order_key
+
 README = Path(__file__).resolve().parents[3] / "README.md"
 
 
-PAPER_PRESETS = ("force", "spp", "prospr", "fggp")  # force-check runs force's settings, spp-mnist spp's
+PAPER_PRESETS = tuple(p.preset for p in PAPER_TABLE)  # force-check runs force's settings, spp-mnist spp's
 
 
 def _fmt(v) -> str:
@@ -74,8 +77,7 @@ def figures_table() -> str:
     from prunebench.report.figures import FIGURES
 
     rows = ["| file (`figures/<preset>/…`) | paper | reproduces |", "|---|---|---|"]
-    order = ["force", "spp", "prospr", "fggp"]
-    for name in sorted(FIGURES, key=lambda n: (order.index(FIGURES[n].paper), n)):
+    for name in sorted(FIGURES, key=lambda n: (paper_order_key(FIGURES[n].paper), n)):
         rows.append(f"| `{name}.pdf/.png` | {FIGURES[name].paper} | {FIGURES[name].reproduces} |")
     return "\n".join(rows) + "\n"
 

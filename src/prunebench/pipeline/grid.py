@@ -18,18 +18,16 @@ from pathlib import Path
 
 import yaml
 
+from prunebench.library.datasets import DATASETS
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.artifacts import canonical_json
-from prunebench.library.methods import METHODS, method_info
+from prunebench.library.methods import ABLATIONS as METHOD_ABLATIONS, METHODS, method_info
 from prunebench.pipeline.paths import cell_dir
 
 # Seeds per concern, derived from the cell seed and all recorded (one seed per concern).
 SEED_OFFSETS = {"init": 0, "data": 10_000, "prune": 20_000, "isometry": 30_000, "reinit": 40_000}
-# Sanity-check ablations of an at-init arm (Frankle et al. 2021; Su et al. 2020), `{of: <arm>, ablation: ...}`:
-#   shuffle  the arm's per-layer densities with random positions     (pruning option `shuffle`)
-#   invert   keep the lowest-scored weights instead of the highest     (pruning option `invert`)
-#   reinit   the arm's mask, trained from a fresh draw of the same init scheme (the `reinit` seed)
-ABLATIONS = ("shuffle", "invert", "reinit")
+# Sanity-check ablations of an at-init arm, `{of: <arm>, ablation: ...}`: the table in library/methods.py.
+ABLATIONS = tuple(METHOD_ABLATIONS)
 
 
 def seeds_for(seed: int) -> dict:
@@ -39,7 +37,9 @@ def seeds_for(seed: int) -> dict:
 @functools.lru_cache(maxsize=None)
 def schema() -> dict:
     """The preset schema, shipped inside the package (works from a checkout and from an installed wheel)."""
-    return yaml.safe_load(resources.files("prunebench.pipeline").joinpath("schemas/preset.yaml").read_text())
+    s = yaml.safe_load(resources.files("prunebench.pipeline").joinpath("schemas/preset.yaml").read_text())
+    s["properties"]["grid"]["items"]["properties"]["dataset"]["enum"] = list(DATASETS)  # the data-set table
+    return s
 
 
 def load_config(path) -> dict:

@@ -8,7 +8,7 @@ An arm name is a method (or a special arm) with optional suffixes, read right to
     snip_ai        SNIP followed by approximate isometry (SPP, docs/methods.md A.7)
     fggp_sparse    FGGP from a 50%-sparse start (docs/methods.md A.9)
     prospr_m5      ProsPr with M = 5 meta-steps (docs/methods.md A.8)
-    snip_shuffle   the sanity-check ablation of SNIP (`prunebench.pipeline.grid.ABLATIONS`): its per-layer
+    snip_shuffle   the sanity-check ablation of SNIP (`prunebench.library.methods.ABLATIONS`): its per-layer
                    densities at random positions; `_invert` keeps the lowest scores, `_reinit` trains the
                    mask from a fresh draw of the init scheme
     snip_unsup     SNIP with uniform labels (SPP's unsupervised sensitivity): an arm of its own
@@ -21,12 +21,13 @@ import re
 import zlib
 from dataclasses import dataclass
 
+from prunebench.library.methods import ABLATIONS as ABLATION_TABLE
 from prunebench.library.methods import DARK_GREY, PALETTE, TABLE
 
 CB = list(PALETTE)
-ABLATIONS = ("shuffle", "invert", "reinit")   # the same names as prunebench.pipeline.grid.ABLATIONS
+ABLATIONS = tuple(ABLATION_TABLE)
 VARIANTS = {"ai": " + AI", "sparse": " (50% sparse start)"}
-ABLATION_LABELS = {"shuffle": "layer-wise shuffle", "invert": "inverted scores", "reinit": "reinitialized"}
+ABLATION_LABELS = {a.name: a.label for a in ABLATION_TABLE.values()}
 _META = re.compile(r"^(prospr)_m(\d+)$")
 
 ARM_STYLES = {m.name: dict(color=m.color, marker=m.marker, linestyle=m.linestyle) for m in TABLE}
@@ -39,8 +40,7 @@ ARM_STYLES = {a: ARM_STYLES[a] for a in _ORDER if a in ARM_STYLES} | {a: s for a
 ARM_LABELS = {m.name: m.label for m in TABLE} | {"snip_unsup": "SNIP (unsup.)"}
 ARM_LABELS = {a: ARM_LABELS[a] for a in ARM_STYLES}
 # one line style and marker per ablation, in the colour of the method it ablates
-ABLATION_STYLES = {"shuffle": dict(linestyle="--", marker="s"), "invert": dict(linestyle=":", marker="v"),
-                   "reinit": dict(linestyle="-.", marker="D")}
+ABLATION_STYLES = {a.name: dict(linestyle=a.linestyle, marker=a.marker) for a in ABLATION_TABLE.values()}
 FALLBACK_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
 
 

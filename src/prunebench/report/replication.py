@@ -26,9 +26,9 @@ from prunebench.report.arms import ablation_arm
 from prunebench.report.arms import arm_order_key as _arm_key
 from prunebench.report.figures import DATASET_LABELS, FIGURES
 from prunebench.library.artifacts import atomic_path
+from prunebench.report.papers import order_key as paper_order_key
 from prunebench.report.tables import Results, load_results
 
-PAPER_ORDER = ("force", "spp", "prospr", "fggp")
 
 
 def _pct(v) -> str:
@@ -316,7 +316,7 @@ def render_report(results, claims_paths="paper/reference", out="paper/replicatio
     config = _preset_config(results)
     shown = set(config.get("figures", FIGURES)) if config else set(FIGURES)
     papers = claims_mod.load_claims(claims_paths)
-    papers.sort(key=lambda p: (PAPER_ORDER.index(p.paper) if p.paper in PAPER_ORDER else len(PAPER_ORDER), p.paper))
+    papers.sort(key=lambda p: paper_order_key(p.paper))
     verdicts = {c["id"]: claims_mod.check(c, S) for p in papers for c in p.claims}
     out = Path(out)
     if results_label is None:

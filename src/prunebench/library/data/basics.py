@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prunebench.library.datasets import DATASETS
 from prunebench.library.errors import PrunebenchError
 
-DISPLAY_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tiny-imagenet": "Tiny-ImageNet"}
+DISPLAY_NAMES = {name: spec.display for name, spec in DATASETS.items()}
 
 
 def check_seed(seed, what="seed") -> int:

@@ -38,9 +38,9 @@ from prunebench.report.figures.style import (  # noqa: F401
     CB, DATASET_LABELS, DPI, FIGURES, PDF_METADATA, PNG_METADATA, FigureSpec, _placeholder, _style_rc,
 )
 from prunebench.library.artifacts import atomic_path
+from prunebench.report.papers import order_key as paper_order_key
 from prunebench.report.tables import HISTORY_COLUMNS, LAYERS_COLUMNS, SUMMARY_COLUMNS, Results, load_results  # noqa: F401
 
-PAPERS = ("force", "spp", "prospr", "fggp")
 
 
 def render(name: str, results, preset: str | None = None, **kw) -> Figure:
@@ -90,7 +90,7 @@ def make_all_figures(results_dir, out_dir, preset: str | None = None, names=None
 def figure_table_markdown() -> str:
     """README-ready table: figure name, paper, what it reproduces, arms drawn, inputs."""
     rows = ["| Figure | Paper | Reproduces | Arms | Inputs |", "|---|---|---|---|---|"]
-    for name in sorted(FIGURES, key=lambda n: (PAPERS.index(FIGURES[n].paper), n)):
+    for name in sorted(FIGURES, key=lambda n: (paper_order_key(FIGURES[n].paper), n)):
         s = FIGURES[name]
         rows.append(f"| `{name}` | {s.paper} | {s.reproduces} | {', '.join(s.arms)} | {', '.join(s.inputs)} |")
     return "\n".join(rows) + "\n"

@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
+from prunebench.library.datasets import DATASETS
 from prunebench.report.arms import ARM_LABELS, ARM_STYLES, CB, arm_label, arm_style  # noqa: F401  (re-exported)
 from prunebench.report.tables import Results
 
@@ -30,8 +31,7 @@ _DARK_GREY = "#4d4d4d"
 # One look everywhere
 # --------------------------------------------------------------------------------------------
 DPI = 200
-DATASET_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-                  "tiny-imagenet": "Tiny-ImageNet", "imagenet": "ImageNet", "fashion-mnist": "Fashion-MNIST"}
+DATASET_LABELS = {name: spec.display for name, spec in DATASETS.items()}
 
 
 def _style_rc() -> dict:
