@@ -2,40 +2,37 @@
 # Run:  snakemake --cores all figures                       (quick preset, the default)
 #       snakemake --cores all figures --configfile config/smoke.yaml   (targets before --configfile)
 # The grid, arms and options come from the preset (validated by prunebench.pipeline.grid before anything runs).
-# Rules live in rules/*.smk; artifact paths come from prunebench.pipeline.paths; what reruns is explained once, in
-# prunebench.pipeline.provenance (content decides, file times never do).
+# Rules live in rules/*.smk; artifact paths come from prunebench.pipeline.paths, each step's command line from
+# prunebench.pipeline.workflow; what reruns is explained once, in prunebench.pipeline.provenance (content
+# decides, file times never do).
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
-import os
-import sys
-
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from prunebench.pipeline import grid as G
-from prunebench.pipeline import paths as P
-from prunebench.library import methods as M
-from prunebench.pipeline import provenance as V
-from prunebench.library.datasets import DATASETS
-from prunebench.report.papers import PAPERS
-if "preset" not in config:
-    config.update(G.load_config(os.path.join(workflow.basedir, "config", "quick.yaml")))
-G.validate(config, where="config")
+from prunebench.pipeline import grid, paths, provenance
+from prunebench.pipeline.locks import clear_stale_locks, register_run
+from prunebench.pipeline.workflow import resolve_config
+
+# Without --configfile, the quick preset, with any --config overrides over it.
+config.update(resolve_config(config, os.path.join(workflow.basedir, "config", "quick.yaml")))
+grid.validate(config, where="config")
 
 PRESET = config["preset"]
-RES = P.preset_dir(PRESET)
-FIG = f"{P.FIGURES}/{PRESET}"
-DATA_DIR = config.get("data_dir", "data")
-CELLS = {P.cell_dir(c): c for c in G.expand(config)}
+RES = paths.preset_dir(PRESET)
+CELLS = {paths.cell_dir(c): c for c in grid.expand(config)}
 # Content, not file times, decides what reruns: settle the times of existing outputs before the DAG is
 # built. Only the main process does it (not the per-job steps on a cluster).
 if workflow.is_main_process:
-    V.settle_times(config)
+    provenance.settle_times(config)
     # After a crash (SIGKILL), rerunning the same command is the whole recovery: stale locks are removed.
-    from prunebench.pipeline.workflow import clear_stale_locks
-
-    if clear_stale_locks("."):
-        print("prunebench: removed the locks of an earlier run that did not finish (killed?); resuming", file=sys.stderr)
+    if clear_stale_locks(".", log=lambda text: print(text, file=sys.stderr)):
+        print("prunebench: removed the locks of an earlier run that did not finish (killed?); resuming",
+              file=sys.stderr)
+    register_run(".")
 FIGURES = config.get("figures", [])
 CLAIMS = config.get("claims", [])
 
@@ -46,3 +43,12 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/run.smk"
 include: "rules/report.smk"
+
+
+# The default target: every figure of the preset and the report (here, not in an included file, where
+# Snakemake does not honour default_target).
+rule figures:
+    default_target: True
+    input:
+        FIGURE_FILES,
+        REPORT,

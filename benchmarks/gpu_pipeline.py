@@ -6,9 +6,8 @@ project's Python packages must travel as wheels and Snakemake + DVC (dozens of p
 binaries) would not be worth carrying: the commands themselves need only jsonschema besides what the
 machine has. What is the same as `snakemake --cores N figures --configfile <preset>`:
 
-- the per-cell argument lists: `prune_argv`, `isometry_argv`, `train_argv` and `jarg` are read from
-  rules/common.smk itself (the text of those functions, executed by prunebench.pipeline.workflow), so the prune / isometry / train
-  commands are exactly the DAG's; the short data / init / aggregate / figure / report argument lists are
+- the per-cell argument lists: `prune_argv`, `isometry_argv`, `train_argv` and `jarg` are the functions of
+  prunebench.pipeline.workflow the rules call, so the prune / isometry / train commands are exactly the DAG's; the short data / init / aggregate / figure / report argument lists are
   copied from rules/run.smk and rules/report.smk (the data command gets `--no-download` in addition: the
   GPU machine has no network);
 - every command runs in a pool of long-lived worker processes through `prunebench.cli.run_logged`, as the
@@ -43,9 +42,9 @@ from prunebench.pipeline.workflow import FUNCTIONS as SMK_FUNCTIONS  # noqa: E40
 from prunebench.pipeline.workflow import argv_builders  # noqa: E402
 
 
-def smk_functions(config: dict, device: str, path: Path = REPO / "rules" / "common.smk") -> dict:
-    """The argument builders of rules/common.smk (prunebench.pipeline.workflow.argv_builders)."""
-    return argv_builders(config, device, path)
+def smk_functions(config: dict, device: str) -> dict:
+    """The rules' per-cell argument builders (prunebench.pipeline.workflow.argv_builders)."""
+    return argv_builders(config, device)
 
 
 @dataclass

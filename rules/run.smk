@@ -1,15 +1,15 @@
 # data -> init -> prune (-> isometry) -> train, one job per cell.
+from prunebench.pipeline.workflow import data_argv, init_argv, isometry_argv, prune_argv, train_argv
 
 
 rule data:
     output:
-        P.data_manifest(PRESET, "{dataset}"),
+        paths.data_manifest(PRESET, "{dataset}"),
     log:
-        P.log_path(PRESET, "data", "{dataset}"),
+        paths.log_path(PRESET, "data", "{dataset}"),
     params:
-        key=lambda w: V.data_key(config, w.dataset),
-        argv=lambda w, output: ["data", "--dataset", w.dataset, "--cache-dir", DATA_DIR, "--manifest", output[0]]
-        + (["--source", config["data_sources"][w.dataset]] if w.dataset in config.get("data_sources", {}) else []),
+        key=lambda w: provenance.data_key(config, w.dataset),
+        argv=lambda w, output: data_argv(config, w.dataset, output[0]),
     threads: 1
     resources:
         mem_mb=res("data", "mem_mb", 4000),
@@ -20,14 +20,12 @@ rule data:
 
 rule init:
     output:
-        f"{RES}/{P.INIT_PATTERN}",
+        f"{RES}/{paths.INIT_PATTERN}",
     log:
-        P.log_path(PRESET, "init", "{dataset}_{model}_{init}_seed{seed}"),
+        paths.log_path(PRESET, "init", "{dataset}_{model}_{init}_seed{seed}"),
     params:
-        key=lambda w: V.init_key(config, init_cell(w)),
-        argv=lambda w, output, threads: ["init", "--model", w.model, "--dataset", w.dataset, "--scheme", w.init,
-                                         "--seed", w.seed, "--threads", threads,
-                                         "--out", output[0]],
+        key=lambda w: provenance.init_key(config, init_cell(w)),
+        argv=lambda w, output, threads: init_argv(w.model, w.dataset, w.init, w.seed, output[0], threads),
     threads: THREADS
     resources:
         mem_mb=res("init", "mem_mb", 2000),
@@ -39,16 +37,18 @@ rule init:
 rule prune:
     input:
         init=init_of,
-        data=P.data_manifest(PRESET, "{dataset}"),
+        data=paths.data_manifest(PRESET, "{dataset}"),
     output:
         mask=f"{CELL}/mask.safetensors",
         report=f"{CELL}/prune.json",
         timing=f"{CELL}/prune_timing.json",
     log:
-        P.log_path(PRESET, "prune", JOB),
+        paths.log_path(PRESET, "prune", JOB),
     params:
-        key=lambda w: V.prune_key(config, cell(w)),
-        argv=lambda w, input, output, threads: prune_argv(cell(w), input, output, threads),
+        key=lambda w: provenance.prune_key(config, cell(w)),
+        argv=lambda w, input, output, threads: prune_argv(config, cell(w), init=input.init, data=input.data,
+                                                          mask=output.mask, report=output.report,
+                                                          timing=output.timing, device=DEVICE, threads=threads),
     threads: THREADS
     resources:
         gpu=res("prune", "gpu", 0),
@@ -62,15 +62,17 @@ rule isometry:
     input:
         init=init_of,
         mask=f"{CELL}/mask.safetensors",
-        data=P.data_manifest(PRESET, "{dataset}"),
+        data=paths.data_manifest(PRESET, "{dataset}"),
     output:
         weights=f"{CELL}/weights_ai.safetensors",
         report=f"{CELL}/isometry.json",
     log:
-        P.log_path(PRESET, "isometry", JOB),
+        paths.log_path(PRESET, "isometry", JOB),
     params:
-        key=lambda w: V.isometry_key(config, cell(w)),
-        argv=lambda w, input, output, threads: isometry_argv(cell(w), input, output, threads),
+        key=lambda w: provenance.isometry_key(config, cell(w)),
+        argv=lambda w, input, output, threads: isometry_argv(config, cell(w), init=input.init, mask=input.mask,
+                                                             data=input.data, weights=output.weights,
+                                                             report=output.report, device=DEVICE, threads=threads),
     threads: THREADS
     resources:
         gpu=res("isometry", "gpu", 0),
@@ -88,10 +90,11 @@ rule train:
         timing=f"{CELL}/timing.json",
         manifest=f"{CELL}/manifest.json",
     log:
-        P.log_path(PRESET, "train", JOB),
+        paths.log_path(PRESET, "train", JOB),
     params:
-        key=lambda w: V.train_key(config, cell(w)),
-        argv=lambda w, input, threads: train_argv(cell(w), input, threads),
+        key=lambda w: provenance.train_key(config, cell(w)),
+        argv=lambda w, input, threads: train_argv(config, cell(w), init=input.init, data=input.data, device=DEVICE,
+                                                  threads=threads),
     threads: THREADS
     resources:
         gpu=res("train", "gpu", 0),

@@ -74,7 +74,7 @@ def test_shrunk_presets_stay_valid_and_keep_their_shape():
 
 
 def test_pipeline_runs_the_dags_commands():
-    """The per-cell arguments are the Snakefile's (read from rules/common.smk), the DAG's order is kept."""
+    """The per-cell arguments are the rules' (prunebench.pipeline.workflow), the DAG's order is kept."""
     cfg = preset("force-check")
     pipe = GP.Pipeline(cfg, "/nowhere")
     jobs = {j.name: j for j in pipe.cell_jobs() + pipe.report_jobs()}
@@ -94,8 +94,6 @@ def test_pipeline_runs_the_dags_commands():
     data = jobs["data/cifar10"].argv
     assert "--no-download" in data and data[data.index("--source") + 1] == cfg["data_sources"]["cifar10"]
     assert set(jobs["aggregate/aggregate"].deps) == {n for n in jobs if n.startswith("train/")}
-    with pytest.raises(RuntimeError, match="not found"):
-        GP.smk_functions(cfg, "cpu", path=REPO / "Snakefile")
 
 
 def test_restricted_config_keeps_only_finished_arms():

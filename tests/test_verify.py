@@ -1,11 +1,8 @@
-"""prunebench.pipeline.verify and prunebench.pipeline.workflow on small constructed trees (the end-to-end checks on the smoke
-preset are in tests/test_pipeline.py: verify passes, reproduces cells and catches tampering; SIGKILL)."""
+"""prunebench.pipeline.verify on small constructed trees (the end-to-end checks on the smoke preset are in
+tests/test_pipeline.py: verify passes, reproduces cells and catches tampering; SIGKILL; prunebench.pipeline.workflow's
+own tests are in tests/test_workflow.py)."""
 import base64
 import json
-import os
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -14,7 +11,7 @@ from prunebench.pipeline import verify as VF
 from prunebench.library.errors import PrunebenchError
 from prunebench.pipeline.grid import expand, load_config
 from prunebench.library.artifacts import write_checked_text
-from prunebench.pipeline.workflow import argv_builders, clear_stale_locks
+from prunebench.pipeline.workflow import argv_builders
 
 from conftest import REPO
 
@@ -99,34 +96,6 @@ def test_argv_builders_are_the_rules_own():
 
     argv = fn["prune_argv"](c, NS, NS, 1)
     assert argv[:3] == ["prune", "--method", "snip"] and "--cell-hash" in argv
-    with pytest.raises(PrunebenchError, match="needs a checkout"):
-        argv_builders(cfg, "cpu", path=REPO / "nowhere.smk")
-
-
-def test_stale_locks_are_removed_live_ones_kept(tmp_path):
-    locks = tmp_path / ".snakemake" / "locks"
-    locks.mkdir(parents=True)
-    (locks / "0.output.lock").write_text("x")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    runs = tmp_path / ".snakemake" / "prunebench-runs"
-    runs.mkdir()
-    (runs / dead.stdout.strip()).touch()  # a run that no longer exists
-    assert clear_stale_locks(tmp_path, pid=os.getpid()) is True
-    assert not locks.exists() and [p.name for p in runs.iterdir()] == [str(os.getpid())]
-    # a live snakemake-like process registered: its locks stay
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "snakemake"])
-    try:
-        for _ in range(200):  # until the child has exec'd (its command line names snakemake)
-            if b"snakemake" in open(f"/proc/{live.pid}/cmdline", "rb").read():
-                break
-            time.sleep(0.01)
-        locks.mkdir()
-        (locks / "0.output.lock").write_text("x")
-        (runs / str(live.pid)).touch()
-        assert clear_stale_locks(tmp_path, pid=os.getpid()) is False and locks.exists()
-    finally:
-        live.kill()
-        live.wait()
 
 
 def test_isometry_gets_the_presets_jsv_examples_and_its_key_follows():

@@ -69,17 +69,25 @@ def table_path(preset: str, name: str, root: str = RESULTS) -> str:
     return f"{root}/{preset}/{name}"
 
 
+def figures_dir(preset: str, root: str = FIGURES) -> str:
+    return f"{root}/{preset}"
+
+
 def figure_path(preset: str, name: str, ext: str, root: str = FIGURES) -> str:
-    return f"{root}/{preset}/{name}.{ext}"
+    return f"{figures_dir(preset, root)}/{name}.{ext}"
 
 
 def report_path(preset: str) -> str:
     return f"paper/replication-{preset}.md"
 
 
+def report_figures_dir(preset: str) -> str:
+    """Where the report keeps git-tracked copies of the figures' PNGs (readable without any DVC remote)."""
+    return f"paper/figures/{preset}"
+
+
 def report_figure_path(preset: str, name: str) -> str:
-    """The report's git-tracked copy of a figure's PNG (readable without any DVC remote)."""
-    return f"paper/figures/{preset}/{name}.png"
+    return f"{report_figures_dir(preset)}/{name}.png"
 
 
 def log_path(preset: str, step: str, job: str, root: str = RESULTS) -> str:
