@@ -24,8 +24,8 @@ grid.validate(config, where="config")
 PRESET = config["preset"]
 RES = paths.preset_dir(PRESET)
 CELLS = {paths.cell_dir(c): c for c in grid.expand(config)}
-# Content, not file times, decides what reruns: settle the times of existing outputs before the DAG is
-# built. Only the main process does it (not the per-job steps on a cluster).
+# Content, not file times, decides what reruns: settle the times of the outputs DVC restores before the DAG
+# is built. Only the main process does it (not the per-job steps on a cluster).
 if workflow.is_main_process:
     provenance.settle_times(config)
     # After a crash (SIGKILL), rerunning the same command is the whole recovery: stale locks are removed.

@@ -10,7 +10,7 @@ from conftest import REPO
 from prunebench.library.methods import at_init, during
 from prunebench.pipeline import workflow
 from prunebench.pipeline.grid import expand, load_config
-from prunebench.pipeline.provenance import STEP_MODULES
+from prunebench.pipeline.provenance import STEPS
 from prunebench.pipeline.workflow import argv_builders, prune_argv, resolve_config, train_argv
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -30,7 +30,7 @@ def test_snakemake_lint_is_clean():
 
 def test_one_command_line_builder_per_step_and_the_rules_use_them():
     rules = "".join((REPO / "rules" / f).read_text() for f in ("common.smk", "run.smk", "report.smk"))
-    for step in STEP_MODULES:
+    for step in STEPS:
         assert callable(getattr(workflow, f"{step}_argv")), step
         assert f"{step}_argv(" in rules, step
     assert "exec(" not in Path(workflow.__file__).read_text()

@@ -1,131 +1,187 @@
 """What makes a pipeline job rerun: the provenance policy, explained once.
 
 1. Content decides, never file times. Every job of the Snakemake DAG records a provenance *key* as a param:
-   a hash of (a) its own options, (b) the source files it runs (`step_sources`: the CLI module of its step
-   and everything that module imports, plus the module of the method the job runs), and (c) the keys of the
+   a hash of (a) its own options, (b) the source code its step runs (`step_code`), and (c) the keys of the
    jobs upstream of it. Snakemake's params trigger compares the recorded key with the current one, so a
    change to an option, to a source file a job runs, or to anything upstream reruns exactly the jobs
-   downstream of it, and nothing else (editing the `report` command reruns no training).
+   downstream of it, and nothing else (editing the figures reruns no training).
 2. File times never cause a rerun: source files are hashed into the key rather than declared as inputs,
-   and before the DAG is built the main Snakemake process sets every existing output of the preset to a
-   fixed time that grows along the DAG (`settle_times`), so times after `git clone` or `dvc pull` are
-   irrelevant while a job that must rerun still takes everything downstream with it.
-3. The source files a step runs are found by reading import statements (`module_closure`): a module's
-   imports anywhere in its file, and the `__init__.py` of every package on its path (they run on import).
-   Methods are imported by name through the method table at run time (`importlib`), which import statements
-   cannot show, so `step_sources` adds the module of the job's method explicitly: a change to SNIP's file
-   reruns the SNIP cells only. `tests/test_provenance.py` runs real steps and checks that every prunebench
-   file they import is declared.
+   and before the DAG is built the main Snakemake process gives every output DVC restores (what a
+   `dvc pull` writes under results/<preset>/ and figures/<preset>/) a fixed time that grows along the DAG
+   (`settle_times`), so times after `git clone` or `dvc pull` are irrelevant while a job that must rerun
+   still takes everything downstream with it. Git-tracked outputs (the report) are never touched.
+3. The code a step runs is declared, in `STEPS` below: the project modules its jobs import, named once per
+   step, whatever the place of the import statements in the code. `tests/test_provenance.py` runs every
+   step (data, init, prune with every method, isometry, train dense / with a mask / with every method
+   pruning during training, aggregate, every figure, the report) under an import tracer and fails on any
+   project module a job imports that its step does not declare, and on any declaration no job uses.
+   The packages above a module (their `__init__.py` runs on import) are added, not declared.
+4. One exception, by design: the method table (`prunebench.library.methods`) loads each method's module
+   by name when a job first uses it, so a step declares the *kind* of method whose module its jobs run
+   (`method_kind`), and a job's code is its step's modules plus the module of its own method: a change to
+   SNIP's file reruns the SNIP cells only. A method whose module lives outside this package (a plugin) is
+   hashed the same way, from the file its module is loaded from.
 """
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
+import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from prunebench.pipeline.grid import expand
 from prunebench.library.artifacts import canonical_json
-from prunebench.library.methods import METHODS, method_info
-from prunebench.pipeline.paths import (CELL_FILES, RESOLVED_CONFIG, TABLE_FILES, cell_dir, data_manifest, figure_path, init_path,
-                              report_figure_path, report_path, table_path, train_init_path)
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.methods import AT_INIT_KIND, DURING_KIND, METHODS, method_info
+from prunebench.pipeline.grid import expand
+from prunebench.pipeline.paths import (CELL_FILES, RESOLVED_CONFIG, TABLE_FILES, cell_dir, data_manifest, figure_path,
+                                       init_path, table_path, train_init_path)
 
 PACKAGE = Path(__file__).resolve().parents[1]
-ROOT = PACKAGE.parent  # src/ in a checkout: paths are reported relative to the checkout
-REPO = ROOT.parent
+REPO = PACKAGE.parents[1]  # the checkout (src/prunebench/..): files are named relative to it
 
-# The CLI module of each pipeline step (its import closure is what the step runs).
-STEP_MODULES = {step: f"prunebench.cli.{step}" for step in
-                ("data", "init", "prune", "isometry", "train", "aggregate", "figure", "report")}
-# Every command starts here: `python -m prunebench` -> the dispatcher -> the step's module.
-ENTRY_MODULES = ("prunebench.__main__", "prunebench.cli")
+
+@dataclass(frozen=True)
+class Step:
+    """One pipeline step: the `prunebench` command its jobs run and the project modules that command runs.
+
+    `modules` are module names; `name.*` stands for the package `name` and every module under it.
+    `method_kind`: a job whose method is of this kind also runs that method's module (the method table's
+    `module`) and `method_modules`. `every_method`: a job may load any method's module (it validates a
+    preset's arms)."""
+    command: str
+    modules: tuple
+    method_kind: str | None = None
+    method_modules: tuple = ()
+    every_method: bool = False
+
+
+# What every command runs: the dispatcher, the argument helpers, the error every command reports through.
+COMMON = ("prunebench.cli", "prunebench.cli.args", "prunebench.library.errors")
+_DATA = ("prunebench.library.data.*", "prunebench.library.datasets")
+_MODEL = ("prunebench.library.artifacts", "prunebench.library.init", "prunebench.library.models",
+          "prunebench.library.runtime")
+
+STEPS = {s.command: s for s in (
+    Step("data", ("prunebench.cli.data", "prunebench.library.artifacts") + _DATA),
+    Step("init", ("prunebench.cli.init", "prunebench.library.datasets") + _MODEL),
+    Step("prune", ("prunebench.cli.prune", "prunebench.library.masks", "prunebench.library.methods",
+                   "prunebench.library.pruners.registry", "prunebench.library.pruners.base",
+                   "prunebench.library.pruners.scoring", "prunebench.library.pruners.topk",
+                   "prunebench.library.schedules", "prunebench.library.signalprop") + _DATA + _MODEL,
+         method_kind=AT_INIT_KIND),
+    Step("isometry", ("prunebench.cli.isometry", "prunebench.library.masks", "prunebench.library.signalprop")
+         + _DATA + _MODEL),
+    Step("train", ("prunebench.cli.train", "prunebench.library.masks", "prunebench.library.train") + _DATA + _MODEL,
+         method_kind=DURING_KIND,
+         method_modules=("prunebench.library.methods", "prunebench.library.pruners.during",
+                         "prunebench.library.pruners.base", "prunebench.library.pruners.erk",
+                         "prunebench.library.pruners.scoring", "prunebench.library.pruners.topk",
+                         "prunebench.library.schedules")),
+    Step("aggregate", ("prunebench.cli.aggregate", "prunebench.pipeline.aggregate", "prunebench.pipeline.grid",
+                       "prunebench.pipeline.paths", "prunebench.report.tables", "prunebench.library.artifacts",
+                       "prunebench.library.datasets", "prunebench.library.init", "prunebench.library.masks",
+                       "prunebench.library.methods", "prunebench.library.models", "prunebench.library.pruners.registry",
+                       "prunebench.library.pruners.base", "prunebench.library.pruners.during",
+                       "prunebench.library.pruners.erk", "prunebench.library.pruners.scoring",
+                       "prunebench.library.pruners.topk", "prunebench.library.schedules"),
+         every_method=True),
+    Step("figure", ("prunebench.cli.figure", "prunebench.report.arms", "prunebench.report.figures.*",
+                    "prunebench.report.papers", "prunebench.report.tables", "prunebench.library.artifacts",
+                    "prunebench.library.datasets", "prunebench.library.methods")),
+    Step("report", ("prunebench.cli.report", "prunebench.report.arms", "prunebench.report.claims",
+                    "prunebench.report.figures.*", "prunebench.report.papers", "prunebench.report.replication",
+                    "prunebench.report.stats", "prunebench.report.tables", "prunebench.library.artifacts",
+                    "prunebench.library.datasets", "prunebench.library.masks", "prunebench.library.methods",
+                    "prunebench.library.models", "prunebench.library.pruners.registry",
+                    "prunebench.library.pruners.base", "prunebench.library.pruners.during",
+                    "prunebench.library.pruners.erk", "prunebench.library.pruners.scoring",
+                    "prunebench.library.pruners.topk", "prunebench.library.schedules"),
+         every_method=True),
+)}
 
 
 def module_file(module: str) -> Path:
-    rel = module.split(".")[1:]
-    p = PACKAGE.joinpath(*rel)
-    return p / "__init__.py" if p.is_dir() else p.with_suffix(".py")
+    """The source file of a module: found in this package without importing anything, elsewhere (a plugin
+    method's module) where the import system would load it from."""
+    if module == "prunebench" or module.startswith("prunebench."):
+        p = PACKAGE.joinpath(*module.split(".")[1:])
+        f = p / "__init__.py" if p.is_dir() else p.with_suffix(".py")
+    else:
+        spec = importlib.util.find_spec(module)
+        f = Path(spec.origin) if spec is not None and spec.origin else None
+    if f is None or not f.is_file():
+        raise PrunebenchError(f"no source file for module {module!r} (named by a step of the pipeline's provenance)")
+    return f
 
 
-def _exists(mod: str) -> bool:
-    return mod.startswith("prunebench") and module_file(mod).exists()
+def _expand(entry: str) -> list:
+    """A declared entry -> module names (`pkg.*`: the package and every module under it)."""
+    if not entry.endswith(".*"):
+        return [entry]
+    pkg = entry[:-2]
+    folder = module_file(pkg).parent
+    out = []
+    for f in sorted(folder.rglob("*.py")):
+        parts = f.relative_to(folder).with_suffix("").parts
+        out.append(".".join((pkg, *(parts[:-1] if parts[-1] == "__init__" else parts))))
+    return out
 
 
-def _parents(mod: str) -> list:
-    """The packages whose __init__ runs when `mod` is imported."""
-    parts = mod.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-@functools.lru_cache(maxsize=None)
-def _imported_modules(mod: str) -> tuple:
-    """The prunebench modules `mod`'s source imports (anywhere in the file), parsed once per process."""
-    f = module_file(mod)
-    is_pkg = f.name == "__init__.py"
-    out = _parents(mod)
-    for node in ast.walk(ast.parse(f.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative import
-                pkg = mod.split(".") if is_pkg else mod.split(".")[:-1]
-                pkg = pkg[: len(pkg) - (node.level - 1)]
-                base = ".".join(pkg + ([node.module] if node.module else []))
-            out.append(base)
-            out += [f"{base}.{a.name}" for a in node.names if _exists(f"{base}.{a.name}")]
-        elif isinstance(node, ast.Import):
-            out += [a.name for a in node.names]
-    return tuple(m for m in out if _exists(m))
-
-
-def module_closure(*modules: str) -> list:
-    """The prunebench source files reachable from `modules` by import statements and package __init__
-    files (sorted, relative to the checkout)."""
-    todo, seen = list(modules), set()
-    while todo:
-        mod = todo.pop()
-        f = module_file(mod)
-        if not f.exists() or f in seen:
-            continue
-        seen.add(f)
-        todo += _imported_modules(mod)
-    return sorted(str(p.relative_to(REPO)) for p in seen)
-
-
-def source_hash(files) -> str:
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(f.encode() + b"\0" + (REPO / f).read_bytes())
-    return h.hexdigest()[:16]
+def _with_packages(modules) -> set:
+    """The modules and every package above them (a package's __init__ runs when a module in it is imported)."""
+    out = set()
+    for m in modules:
+        parts = m.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return out
 
 
 def job_method(step: str, method: str | None) -> str | None:
-    """The method whose module a job of `step` imports at run time (None: none)."""
-    if method is None:
+    """The method whose module a job of `step` with `method` runs besides its step's modules (None: none)."""
+    if method is None or STEPS[step].method_kind is None:
         return None
-    info = method_info(method)
-    if step == "prune" and info.at_init:
-        return method
-    if step == "train" and info.during:
-        return method
-    return None
+    return method if method_info(method).kind == STEPS[step].method_kind else None
+
+
+@functools.lru_cache(maxsize=None)
+def step_modules(step: str, method: str | None = None) -> tuple:
+    """Every project module a job of `step` (with `method`) runs, packages included, sorted."""
+    s = STEPS[step]
+    declared = [m for e in COMMON + s.modules for m in _expand(e)]
+    if job_method(step, method) is not None:
+        declared += list(s.method_modules) + [METHODS[method].module]
+    if s.every_method:
+        declared += [m.module for m in METHODS.values()]
+    return tuple(sorted(_with_packages(declared)))
+
+
+def _display(f: Path) -> str:
+    return str(f.relative_to(REPO)) if f.is_relative_to(REPO) else str(f)
 
 
 @functools.lru_cache(maxsize=None)
 def step_sources(step: str, method: str | None = None) -> tuple:
-    """The source files one pipeline step runs: the entry point, the step's CLI module closure and, for a
-    prune job of an at-init method or a train job of a during-training method, the closure of that method's
-    module (not every method's). Declared as the step's inputs and hashed into its provenance key."""
-    mods = ENTRY_MODULES + (STEP_MODULES[step],)
-    m = job_method(step, method)
-    if m is not None:
-        mods += (METHODS[m].module,)
-    return tuple(module_closure(*mods))
+    """The source files a job of `step` (with `method`) runs: relative to the checkout, absolute outside it."""
+    return tuple(sorted({_display(module_file(m)) for m in step_modules(step, method)}))
 
 
 @functools.lru_cache(maxsize=None)
 def step_code(step: str, method: str | None = None) -> str:
-    return source_hash(step_sources(step, method))
+    """The hash of the code a job of `step` (with `method`) runs: each module's name and file content."""
+    h = hashlib.sha256()
+    for m in step_modules(step, method):
+        h.update(m.encode() + b"\0" + module_file(m).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def source_hash(files) -> str:
+    """The hash of files named relative to the checkout (the claims the report checks)."""
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.encode() + b"\0" + (REPO / f).read_bytes())
+    return h.hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -184,8 +240,10 @@ def report_key(cfg: dict) -> str:
 SETTLED_EPOCH = 978307200  # 2001-01-01T00:00:00Z
 
 
-def output_ranks(cfg: dict, root: str = "results", figures_root: str = "figures", report: str | None = None) -> dict:
-    """Every output path the preset can produce -> its depth in the DAG (1 = data ... 8 = report)."""
+def output_ranks(cfg: dict, root: str = "results", figures_root: str = "figures") -> dict:
+    """Every output of the preset that DVC versions and `dvc pull` restores (under results/<preset>/ and
+    figures/<preset>/) -> its depth in the DAG (1 = data ... 7 = figures). The report and its copies of the
+    figures are git-tracked (dvc.yaml: `cache: false`) and are not among them."""
     preset = cfg["preset"]
     ranks = {}
     for c in expand(cfg):
@@ -200,16 +258,12 @@ def output_ranks(cfg: dict, root: str = "results", figures_root: str = "figures"
     for name in cfg.get("figures", []):
         for ext in ("pdf", "png"):
             ranks[figure_path(preset, name, ext, figures_root)] = 7
-        ranks[report_figure_path(preset, name)] = 8
-    ranks[report or report_path(preset)] = 8
     return ranks
 
 
-
-
-
 def settle_times(cfg: dict, base: Path = Path("."), **kw) -> int:
-    """Set each existing output of the preset to SETTLED_EPOCH + its DAG rank; returns how many were set."""
+    """Set each existing output DVC restores (`output_ranks`) to SETTLED_EPOCH + its DAG rank; returns how
+    many exist. Files already at their time are left alone; nothing else is touched."""
     n = 0
     for rel, rank in output_ranks(cfg, **kw).items():
         p = base / rel
