@@ -5,23 +5,47 @@ Public API (see README):
     prunebench.initialize(model, scheme, seed)       -> model (in place)
     prunebench.prune(model, method, sparsity, batches, **options) -> Mask
     prunebench.Mask                                   (library/masks.py)
+
+`import prunebench` imports no torch: every command of the CLI, the Snakefile (each Snakemake process
+parses it, one per job on a cluster) and the report wing import this package on their way to their own
+module, and most of them never touch a model; importing torch costs each of them seconds and hundreds of
+megabytes. So the public names are imported on first access (module `__getattr__`, PEP 562), and
+`from prunebench import prune` works as usual.
 """
-import importlib
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from prunebench.library.errors import PrunebenchError
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # what static tools see; at run time, `__getattr__` below
+    from prunebench.library.init import initialize
+    from prunebench.library.masks import Mask
+    from prunebench.library.models import MODELS, build_model, prunable_parameters
+    from prunebench.library.pruners.registry import prune
 
-# Lazy attributes: importing the package imports no torch. The modules are named as strings (imported on
-# first access), so that a pipeline step's provenance (prunebench.pipeline.provenance) does not count them as run.
-_LAZY = {"build_model": "prunebench.library.models", "prunable_parameters": "prunebench.library.models", "MODELS": "prunebench.library.models",
-         "initialize": "prunebench.library.init", "Mask": "prunebench.library.masks", "prune": "prunebench.library.pruners.registry"}
+__version__ = "0.1.0"
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(name)
+    # Function-level imports on purpose: they run on first access to a public name (see the docstring).
+    if name in ("build_model", "prunable_parameters", "MODELS"):
+        from prunebench.library import models
+
+        return getattr(models, name)
+    if name == "initialize":
+        from prunebench.library.init import initialize
+
+        return initialize
+    if name == "Mask":
+        from prunebench.library.masks import Mask
+
+        return Mask
+    if name == "prune":
+        from prunebench.library.pruners.registry import prune
+
+        return prune
+    raise AttributeError(f"module 'prunebench' has no attribute {name!r}")
 
 
 __all__ = ["PrunebenchError", "build_model", "prunable_parameters", "initialize", "Mask", "prune"]

@@ -1,8 +1,9 @@
 """`prunebench` command line: one module per subcommand (prunebench/cli/<command>.py).
 
 Each command module defines HELP (one line), `add_arguments(parser)` and `run(args)`. The dispatcher imports
-only the module of the command being run, so a pipeline step's provenance (prunebench.pipeline.provenance) hashes
-exactly the code that step runs: editing the `report` command does not rerun training.
+only the module of the command being run (by name, from COMMANDS: the one place a command is listed), so a
+command pays only for its own imports, and a pipeline step runs only its own command's code (the modules each
+step declares in prunebench.pipeline.provenance): editing the `report` command reruns no training.
 
 Every subcommand validates all its inputs before it reads data or builds a model, prints a one-line error
 and exits 2 on bad input, and writes its outputs atomically, so a failure leaves no partial file.
@@ -10,15 +11,23 @@ and exits 2 on bad input, and writes its outputs atomically, so a failure leaves
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
 import importlib
+import multiprocessing as mp
 import os
 import sys
+import threading
+import time
+import traceback
+
+from prunebench.library.errors import PrunebenchError
 
 COMMANDS = ("data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report", "verify",
             "bench", "methods")
 
 
 def command_module(cmd: str):
+    """The module of one command, imported on first use (see the module docstring)."""
     return importlib.import_module(f"prunebench.cli.{cmd.replace('-', '_')}")
 
 
@@ -50,8 +59,6 @@ def main(argv=None) -> int:
     mod = command_module(cmd)
     args = mod.parse(argv[1:]) if hasattr(mod, "parse") else command_parser(cmd).parse_args(argv[1:])
     args.cmd = cmd
-    from prunebench.library.errors import PrunebenchError
-
     try:
         status = mod.run(args)  # None: success; an int: the command's own status (verify: 1 on a mismatch)
     except PrunebenchError as e:
@@ -93,8 +100,6 @@ _LOCAL = None
 
 def _install_thread_streams():
     global _LOCAL
-    import threading
-
     if _LOCAL is None:
         _LOCAL = threading.local()
         sys.stdout = _ThreadStream(sys.stdout, _LOCAL)
@@ -106,8 +111,6 @@ def run_logged(argv, log_path) -> int:
     and return its exit status. Safe to call from several threads at once (each has its own log), which is
     how the pipeline's rules run their steps: the same code path as `python -m prunebench ...`, without a
     new interpreter and torch import per job."""
-    import traceback
-
     _install_thread_streams()
     with open(log_path, "w") as f:
         _LOCAL.stream = f
@@ -132,25 +135,20 @@ _POOL_LOCK = None
 
 
 def _worker_init(parent: int) -> None:
-    import threading
-    import time
-
     def watch():  # a worker never outlives the pipeline that started it (e.g. a SIGKILLed Snakemake)
         while os.getppid() == parent:
             time.sleep(0.5)
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
-    import torch  # noqa: F401  (the reason the pool exists)
+    # Imported here, in the worker, not at the top: the dispatcher, the Snakefile and the report import this
+    # package without torch; a worker imports it once, before its first job (the reason the pool exists).
+    import torch  # noqa: F401
 
 
 def run_pooled(argv, log_path, workers: int) -> int:
     """`run_logged(argv, log_path)` in one of `workers` long-lived worker processes; returns its status."""
     global _POOL, _POOL_LOCK
-    import concurrent.futures as cf
-    import multiprocessing as mp
-    import threading
-
     if _POOL_LOCK is None:
         _POOL_LOCK = threading.Lock()
     with _POOL_LOCK:
