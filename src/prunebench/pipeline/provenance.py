@@ -109,7 +109,10 @@ def module_file(module: str) -> Path:
         p = PACKAGE.joinpath(*module.split(".")[1:])
         f = p / "__init__.py" if p.is_dir() else p.with_suffix(".py")
     else:
-        spec = importlib.util.find_spec(module)
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):  # a missing parent package, an invalid name
+            spec = None
         f = Path(spec.origin) if spec is not None and spec.origin else None
     if f is None or not f.is_file():
         raise PrunebenchError(f"no source file for module {module!r} (named by a step of the pipeline's provenance)")
