@@ -135,3 +135,12 @@ def test_an_interrupted_run_is_not_resumed_with_another_mask(capsys, tmp_path, i
     fresh, _, _ = train(capsys, d, tmp_path / "fresh", "--mask", d / "mask_b.st")
     assert new == fresh and manifest["config"]["mask"] == str(d / "mask_b.st")
     shutil.rmtree(run)
+
+
+def test_a_run_without_during_leaves_no_final_mask_of_another_run(capsys, tmp_path, inputs):
+    d = inputs
+    run = tmp_path / "run"
+    train(capsys, d, run, "--during", "gmp", "--target-sparsity", "0.9", "--during-options", '{"update_interval": 1}')
+    assert (run / "final_mask.safetensors").exists()
+    train(capsys, d, run, "--mask", d / "mask_a.st")
+    assert not (run / "final_mask.safetensors").exists()

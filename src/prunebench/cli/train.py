@@ -155,6 +155,8 @@ def run(args) -> None:
     # a failed run leaves nothing behind (a killed one keeps its checkpoint to resume from)
     with outputs_of_failed_run_removed([out / name for name in RUN_FILES], folders=[out], keep_on_interrupt=True):
         out.mkdir(parents=True, exist_ok=True)
+        if during is None:  # only a --during run writes one: one left there is another run's, not this one's
+            (out / "final_mask.safetensors").unlink(missing_ok=True)
         m = train(model, data, cfg, mask=mask, during=during, out_dir=out, device=device,
                   progress=not args.no_progress, log=log, identity=identity)
         outputs = {name: sha256_file(out / name) for name in ("metrics.json", "timing.json")}
