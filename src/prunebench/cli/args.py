@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from prunebench.library import limits
+from prunebench.library.artifacts import _HOST, write_error
 from prunebench.library.errors import PrunebenchError
 
 
@@ -218,3 +219,20 @@ def outputs_of_failed_run_removed(paths, folders=(), keep_on_interrupt: bool = F
             shutil.rmtree(d, ignore_errors=True)
         raise
 
+
+
+@contextlib.contextmanager
+def staged_outputs(outputs: dict):
+    """Write several outputs all or none: yield {key: a temporary path beside each output (None stays None)};
+    when the block succeeds the temporaries are renamed onto the outputs, when it fails they are removed, with
+    the folders made for them. So a command that fails between two outputs (the report after the mask: a full
+    disk) leaves the earlier files as they were, not a new mask beside an old report."""
+    final = {k: Path(v) for k, v in outputs.items() if v}
+    tmp = {k: p.with_name(f".{p.name}.{_HOST}-{os.getpid()}.staged.tmp") for k, p in final.items()}
+    with outputs_of_failed_run_removed(list(tmp.values())):
+        yield {k: tmp.get(k) for k in outputs}
+        for k, p in final.items():
+            try:
+                os.replace(tmp[k], p)
+            except OSError as e:
+                raise write_error(p, e) from None

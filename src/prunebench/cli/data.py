@@ -6,7 +6,9 @@ from pathlib import Path
 
 from prunebench.cli.args import check_distinct, check_out_dir, check_output, log, outputs_of_failed_run_removed
 from prunebench.library.datasets import DATASETS
+from prunebench.library.errors import PrunebenchError
 
+# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
 HELP = "download or read a data set and prepare its uint8 cache"
 
 
@@ -23,7 +25,6 @@ def add_arguments(p) -> None:
 def run(args) -> None:
     from prunebench.library import data as D
     from prunebench.library.datasets import dataset_spec
-    from prunebench.library.errors import PrunebenchError
 
     dataset_spec(args.dataset)
     if args.source is not None and not Path(args.source).exists():

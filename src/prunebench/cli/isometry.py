@@ -4,9 +4,12 @@ from __future__ import annotations
 import math
 
 from prunebench.cli.args import (add_device, check_distinct, check_input, check_int, check_number, check_output,
-                                 check_threads, log, outputs_of_failed_run_removed, setup)
+                                 check_threads, log, setup, staged_outputs)
 from prunebench.library import limits
+from prunebench.library.artifacts import recorded_checksum, write_json
+from prunebench.library.errors import PrunebenchError
 
+# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
 HELP = "enforce approximate isometry on the kept weights (SPP, data-free)"
 
 
@@ -27,7 +30,6 @@ def add_arguments(p) -> None:
 def validate(args):
     """Every number, file and combination, then the model and the mask (read, checksummed, fitted), before the
     isometry run. Returns (model, init metadata, mask)."""
-    from prunebench.library.errors import PrunebenchError
     from prunebench.library.data.manifest import data_dataset
     from prunebench.library.init import init_metadata, model_from_init
     from prunebench.library.masks import Mask
@@ -54,8 +56,6 @@ def validate(args):
 
 
 def run(args) -> None:
-    from prunebench.library.artifacts import recorded_checksum, write_json
-    from prunebench.library.errors import PrunebenchError
     from prunebench.library.init import save_init
     from prunebench.library.signalprop import approximate_isometry, data_jsv, isometry_objective
 
@@ -80,7 +80,7 @@ def run(args) -> None:
                               f"nothing written; try a smaller --lr")
     if args.jsv:
         report["jsv_isometry"] = data_jsv(model, data, args.jsv_examples, device)
-    with outputs_of_failed_run_removed([args.out, args.report]):
-        save_init(args.out, model, **{**meta, "isometry_steps": args.steps, "isometry_lr": args.lr, **identity})
-        write_json(args.report, report, "report")
+    with staged_outputs({"weights": args.out, "report": args.report}) as out:
+        save_init(out["weights"], model, **{**meta, "isometry_steps": args.steps, "isometry_lr": args.lr, **identity})
+        write_json(out["report"], report, "report")
     log(f"isometry: objective {before:.4f} -> {report['objective_after']:.4f} -> {args.out}")

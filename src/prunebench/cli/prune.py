@@ -5,10 +5,13 @@ import time
 from pathlib import Path
 
 from prunebench.cli.args import (add_device, check_distinct, check_input, check_int, check_number, check_output,
-                                 check_seed, check_threads, json_arg, log, outputs_of_failed_run_removed, setup)
+                                 check_seed, check_threads, json_arg, log, setup, staged_outputs)
 from prunebench.library import limits
+from prunebench.library.artifacts import recorded_checksum, write_json
+from prunebench.library.errors import PrunebenchError, check_sparsity, choose
 from prunebench.library.methods import at_init
 
+# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
 HELP = "compute a pruning mask at initialization"
 
 
@@ -46,7 +49,6 @@ def validate(args) -> tuple:
     """Every name, number, option and file, before any data is read or any model is built. Returns the
     method's options (defaults filled in) and the init file's metadata."""
     from prunebench.library.data.manifest import data_dataset
-    from prunebench.library.errors import PrunebenchError, check_sparsity, choose
     from prunebench.library.init import init_metadata
     from prunebench.library.pruners.registry import pruner_class
     from prunebench.library.pruners.topk import SCOPES
@@ -85,7 +87,6 @@ def validate(args) -> tuple:
 def check_keeps_a_weight_per_layer(args, meta) -> None:
     """A sparsity that keeps fewer weights than the model has prunable layers is certain layer collapse: an
     error now (naming the count), not after the scoring, unless --allow-collapse."""
-    from prunebench.library.errors import PrunebenchError
     from prunebench.library.init import meta_model
     from prunebench.library.models import prunable_parameters
     from prunebench.library.pruners.topk import keep_count
@@ -102,7 +103,6 @@ def run(args) -> None:
     import copy
 
     from prunebench.library import data as D
-    from prunebench.library.artifacts import recorded_checksum, write_json
     from prunebench.library.init import model_from_init
     from prunebench.library.pruners import prune
     from prunebench.library.pruners.registry import EPOCH, has_option
@@ -143,12 +143,12 @@ def run(args) -> None:
     peak = prof.get("peak_memory_bytes")
     timing = {"wall_s": wall, "scoring_s": prof.get("wall_time_s", wall), "peak_mb": peak / 2**20 if peak else None,
               "memory_measure": prof.get("memory_measure"), "device": prof.get("device"), "cell_hash": args.cell_hash}
-    with outputs_of_failed_run_removed([args.out, args.report, args.timing]):
-        mask.save(args.out, method=args.method, sparsity=args.sparsity, seed=args.seed, cell_hash=args.cell_hash,
+    with staged_outputs({"mask": args.out, "report": args.report, "timing": args.timing}) as out:
+        mask.save(out["mask"], method=args.method, sparsity=args.sparsity, seed=args.seed, cell_hash=args.cell_hash,
                   init=Path(args.init).name, init_sha256=recorded_checksum(args.init, "init file"),
                   model=meta["model"], dataset=meta["dataset"])
-        write_json(args.report, report, "report")
+        write_json(out["report"], report, "report")
         if args.timing:
-            write_json(args.timing, timing, "timing file")
+            write_json(out["timing"], timing, "timing file")
     log(f"{args.method} s={args.sparsity}: kept {mask.kept}/{mask.total} (density {mask.density:.5f}) in {wall:.2f}s "
         f"-> {args.out}")

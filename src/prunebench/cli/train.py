@@ -15,8 +15,12 @@ from pathlib import Path
 
 from prunebench.cli.args import (add_device, check_distinct, check_input, check_number, check_out_dir, check_seed,
                                  check_threads, json_arg, log, outputs_of_failed_run_removed, setup)
+from prunebench.library import limits
+from prunebench.library.artifacts import recorded_checksum, sha256_file, write_json
+from prunebench.library.errors import PrunebenchError
 from prunebench.library.methods import during as during_methods
 
+# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
 HELP = "train a (masked) model; checkpoints every epoch and resumes"
 OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "momentum", "label_smoothing", "steps_per_epoch")
 # The files a run writes into --out-dir (prunebench.library.train and this command).
@@ -52,7 +56,6 @@ def add_arguments(p) -> None:
 def train_config(args):
     """The TrainConfig of the command line: --config JSON, then the explicit overrides, every value checked
     (types, finiteness, ranges, `prunebench.library.limits`' bounds)."""
-    from prunebench.library import limits
     from prunebench.library.train import TrainConfig
 
     cfg = json_arg(args.config, "--config")
@@ -73,7 +76,6 @@ def train_config(args):
 def during_pruner(args):
     """The during-training pruner of --during (its module is imported by name through the method table, so
     a dense or at-init training job does not import, nor hash, the during-training code)."""
-    from prunebench.library.errors import PrunebenchError
 
     if args.during is None:
         if args.target_sparsity is not None or args.during_options:
@@ -91,7 +93,6 @@ def during_pruner(args):
 def validate(args):
     """Every name, number, option and file, before any data is read or any model is trained."""
     from prunebench.library.data.manifest import data_dataset
-    from prunebench.library.errors import PrunebenchError
     from prunebench.library.init import init_metadata, model_from_init
     from prunebench.library.masks import Mask
 
@@ -129,7 +130,6 @@ def run_identity(args, data, during, device) -> dict:
     """Everything besides the training config that decides this run's bytes: the inputs' content checksums
     (init, mask, data and its validation split), the code, the pruner of --during with its options, the
     thread count and the device kind. Part of the checkpoint's key and recorded in the manifest."""
-    from prunebench.library.artifacts import recorded_checksum
 
     return {"init_sha256": recorded_checksum(args.init, "init file"),
             "mask_sha256": recorded_checksum(args.mask, "mask file") if args.mask else None,
@@ -141,7 +141,6 @@ def run_identity(args, data, during, device) -> dict:
 
 
 def run(args) -> None:
-    from prunebench.library.artifacts import sha256_file, write_json
     from prunebench.library.data import open_data
     from prunebench.library.runtime import manifest
     from prunebench.library.train import train

@@ -3,7 +3,9 @@ cells byte for byte."""
 from __future__ import annotations
 
 from prunebench.cli.args import check_int, check_seed, log
+from prunebench.library.errors import PrunebenchError
 
+# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
 HELP = ("check a preset's results: checksums, each artifact's identity, tables, provenance keys, and "
         "(--reproduce K) K cells rerun byte for byte")
 
@@ -22,7 +24,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from prunebench.library.errors import PrunebenchError
     from prunebench.pipeline.verify import summary, verify
 
     if args.reproduce < 0:
