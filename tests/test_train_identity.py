@@ -96,7 +96,8 @@ def test_the_same_run_resumes_and_ends_in_the_same_bytes(capsys, tmp_path, input
     outputs = manifest2["config"]["outputs_sha256"]  # the run that wrote the files there now
     from prunebench.library.artifacts import sha256_file
 
-    assert outputs == {n: sha256_file(run / n) for n in ("metrics.json", "timing.json")}
+    assert outputs == {"metrics.json": sha256_file(run / "metrics.json")}
+    assert json.loads((run / "timing.json").read_text())["cell_hash"] == ""  # the --cell-hash given (none here)
 
 
 def test_changed_code_or_during_options_start_over(capsys, tmp_path, inputs, monkeypatch):

@@ -16,7 +16,7 @@ from pathlib import Path
 from prunebench.cli.args import (add_device, check_distinct, check_input, check_number, check_out_dir, check_seed,
                                  check_threads, json_arg, log, outputs_of_failed_run_removed, setup)
 from prunebench.library import limits
-from prunebench.library.artifacts import recorded_checksum, sha256_file, write_json
+from prunebench.library.artifacts import read_json, recorded_checksum, sha256_file, write_json
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.methods import during as during_methods
 
@@ -158,7 +158,9 @@ def run(args) -> None:
             (out / "final_mask.safetensors").unlink(missing_ok=True)
         m = train(model, data, cfg, mask=mask, during=during, out_dir=out, device=device,
                   progress=not args.no_progress, log=log, identity=identity)
-        outputs = {name: sha256_file(out / name) for name in ("metrics.json", "timing.json")}
+        timing = read_json(out / "timing.json", "timing file")  # the cell it belongs to, as prune_timing.json says
+        write_json(out / "timing.json", {**timing, "cell_hash": args.cell_hash}, "timing file")
+        outputs = {"metrics.json": sha256_file(out / "metrics.json")}  # (timing.json varies run to run)
         write_json(out / "manifest.json", manifest(
             {"train": cfg.to_dict(), "init": str(args.init), "mask": args.mask, "during": args.during,
              "target_sparsity": args.target_sparsity, "during_options": json_arg(args.during_options, "--during-options"),

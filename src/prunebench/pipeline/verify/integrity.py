@@ -5,11 +5,12 @@
 2. Identity: each artifact's embedded identity matches the cell folder it sits in, under this checkout's
    preset: an init's model, data set, scheme and seed (its path names the seed); a mask's cell hash,
    method, seed, sparsity and the checksum of the init it was pruned from; AI weights' cell hash and the
-   checksums of the init and mask they came from; prune.json's, isometry.json's and prune_timing.json's
-   cell hash; manifest.json's cell hash, the checksums of the init, mask and data its run trained on and of
-   the metrics.json and timing.json it wrote. So masks swapped between two cells, two init seeds swapped, or
-   a metrics.json moved from another cell are named. What this cannot see: a file forged consistently, with
-   its checksum and every identity recomputed; only reproduction (`--reproduce K`) catches that.
+   checksums of the init and mask they came from; the cell hash of prune.json, isometry.json,
+   prune_timing.json and timing.json; manifest.json's cell hash, the checksums of the init, mask and data
+   its run trained on and of the metrics.json it wrote. So masks swapped between two cells, two init seeds
+   swapped, or a metrics.json moved from another cell are named. What this cannot see: a file forged
+   consistently, with its checksum and every identity recomputed; only reproduction (`--reproduce K`)
+   catches that.
 """
 from __future__ import annotations
 
@@ -189,9 +190,10 @@ def _check_manifest(c, rel, r: _Reader, found: Findings, data_sums: dict) -> Non
     if _mismatch(found, rel, identity, want, "manifest.json's run identity"):
         return
     outputs = config.get("outputs_sha256") if isinstance(config.get("outputs_sha256"), dict) else {}
-    for name in ("metrics.json", "timing.json"):
-        if r.usable(f"{d}/{name}"):
-            got = io.sha256_file(r.root / d / name)
-            if outputs.get(name) != got:
-                found.problem(f"{d}/{name}", f"is not the {name} its run wrote (manifest.json records sha256 "
-                                             f"{outputs.get(name, '(not recorded)')}, the file has {got})")
+    if r.usable(f"{d}/metrics.json"):
+        got = io.sha256_file(r.root / d / "metrics.json")
+        if outputs.get("metrics.json") != got:
+            found.problem(f"{d}/metrics.json", f"is not the metrics.json its run wrote (manifest.json records sha256 "
+                                               f"{outputs.get('metrics.json', '(not recorded)')}, the file has {got})")
+    if r.usable(f"{d}/timing.json"):
+        _mismatch(found, f"{d}/timing.json", r.json(f"{d}/timing.json"), {"cell_hash": G.cell_hash(c)}, "timing.json")
