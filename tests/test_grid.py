@@ -126,3 +126,88 @@ def test_preset_isometry_lr_has_the_command_line_range():
     c2 = copy.deepcopy(SMOKE)
     c2["arms"]["x"] = {"method": "snip", "isometry": {"steps": 10, "lr": 10.0}}
     validate(c2)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Issue 17 §3, §4: the whole preset, before any job (the README's "Bad input" table runs one file per
+# defect through `prunebench grid`; these check the classes behind them).
+
+def _bad(text_or_cfg, tmp_path, needle):
+    p = tmp_path / "p.yaml"
+    p.write_text(text_or_cfg if isinstance(text_or_cfg, str) else yaml.safe_dump(text_or_cfg))
+    with pytest.raises(PrunebenchError) as e:
+        load_config(p)
+    assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_alias_bombs_and_self_references_are_refused_quickly(tmp_path):
+    import time
+
+    head = yaml.safe_dump({k: v for k, v in SMOKE.items() if k != "arms"})
+    arms = yaml.safe_dump({"arms": SMOKE["arms"]})
+    maps = ["m0: &m0 {a: 0, b: 0, c: 0, d: 0, e: 0, f: 0, g: 0, h: 0, i: 0, j: 0}"] + [
+        f"m{i}: &m{i} {{{', '.join(f'k{j}: *m{i - 1}' for j in range(10))}}}" for i in range(1, 12)]
+    t0 = time.perf_counter()
+    _bad(head + arms + "  unused: {method: snip, options: {" + ", ".join(maps) + "}}\n", tmp_path, "expands to more than")
+    _bad(head + arms + "  unused: {method: snip, options: {x: &x [1, *x]}}\n", tmp_path, "nested more than")  # itself
+    deep = "[" * 40 + "]" * 40
+    _bad(head + arms + f"  unused: {{method: snip, options: {{x: {deep}}}}}\n", tmp_path, "nested more than")
+    assert time.perf_counter() - t0 < 10
+
+
+def test_every_number_is_finite_wherever_it_is(tmp_path):
+    for where in (lambda c: c["arms"]["force"]["options"].update(steps=float("nan")),
+                  lambda c: c["grid"][0]["sparsities"].append(float("-inf")),
+                  lambda c: c["arms"]["snip_ai"]["isometry"].update(lr=float("inf")),
+                  lambda c: c.update(val_fraction=float("nan"))):
+        cfg = copy.deepcopy(SMOKE)
+        where(cfg)
+        with pytest.raises(PrunebenchError, match="is not a finite number"):
+            validate(cfg)
+
+
+def test_integers_must_be_written_as_integers():
+    for mutate in (lambda c: c["train"].update(epochs=2.0), lambda c: c["grid"][0].update(seeds=[0.0]),
+                   lambda c: c.update(threads=1.0)):
+        cfg = copy.deepcopy(SMOKE)
+        mutate(cfg)
+        with pytest.raises(PrunebenchError, match="is not of type 'integer'"):
+            validate(cfg)
+
+
+def test_names_come_from_their_tables():
+    """The schema's enums are filled from the name tables, never written as lists of names."""
+    from prunebench.library.init import SCHEMES
+    from prunebench.library.methods import ABLATIONS
+    from prunebench.pipeline.grid import schema
+
+    text = (REPO / "src/prunebench/pipeline/schemas/preset.yaml").read_text()
+    assert "kaiming_normal" not in text and "shuffle, invert" not in text and "cifar100" not in text
+    s = schema()
+    assert s["properties"]["init"]["enum"] == list(SCHEMES)
+    assert s["properties"]["arms"]["additionalProperties"]["properties"]["ablation"]["enum"] == list(ABLATIONS)
+
+
+def test_the_snakefile_refuses_a_bad_preset_before_any_job(tmp_path):
+    """The Snakefile validates the preset first: nothing is written (no data cache, no init, no .snakemake)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    snakemake = Path(sys.executable).parent / "snakemake"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    cases = {"figure": (lambda c: c["figures"].append("fig9"), "unknown figure 'fig9'"),
+             "nan": (lambda c: c["train"].update(lr=float("nan")), "nan is not a finite number"),
+             "unused": (lambda c: c["arms"].update(unused={"method": "force", "options": {"stepz": 1}}), "'stepz'")}
+    for name, (mutate, needle) in cases.items():
+        cfg = copy.deepcopy(SMOKE)
+        mutate(cfg)
+        work = tmp_path / name
+        work.mkdir()
+        (work / "p.yaml").write_text(yaml.safe_dump(cfg))
+        r = subprocess.run([snakemake, "--cores", "1", "figures", "--snakefile", REPO / "Snakefile", "--directory",
+                            work, "--configfile", work / "p.yaml"], capture_output=True, text=True, env=env, cwd=work)
+        assert r.returncode != 0 and needle in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
+        assert sorted(p.name for p in work.iterdir() if p.name != ".snakemake") == ["p.yaml"]  # no data, no results
+        assert {p.name for p in (work / ".snakemake").iterdir()} <= {"log"}                    # Snakemake's own log

@@ -68,13 +68,18 @@ def test_corrupt_mask_file(tmp_path, damage):
 
 
 def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
+    """A write that fails (a full disk) is a one-line error naming the file, and leaves no temporary file."""
+    import errno
+
     import safetensors.torch
 
+    from prunebench.library.errors import PrunebenchError
+
     def boom(*a, **k):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(safetensors.torch, "save_file", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(PrunebenchError, match="cannot write mask file .*m.safetensors.*No space left on device"):
         random_mask(build_model("lenet300", "mnist")).save(tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []
 

@@ -116,3 +116,34 @@ def test_isometry_gets_the_presets_jsv_examples_and_its_key_follows():
     c2 = copy.deepcopy(c)
     c2["pruning"]["jsv_examples"] = 100
     assert V.isometry_key(cfg, c2) != V.isometry_key(cfg, c)
+
+
+def test_cheapest_cells_by_recorded_time_and_without_training(tmp_path):
+    """--cheapest: the K cells with the smallest recorded compute time (prune wall time + training and
+    evaluation time + isometry estimated at the cell's training step time); cells with no timings last.
+    --no-train: at-init cells only, and their training time does not count."""
+    from prunebench.library.artifacts import write_json
+    from prunebench.library.methods import method_info
+
+    cfg = smoke()
+    cells = expand(cfg)
+    for i, c in enumerate(cells):
+        d = tmp_path / P.cell_dir(c)
+        d.mkdir(parents=True)
+        write_json(d / "timing.json", {"train_s": 100.0 - i, "eval_s": 1.0})
+        write_json(d / "metrics.json", {"steps": 10})
+        if method_info(c["method"]).at_init:
+            write_json(d / "prune_timing.json", {"wall_s": float(i)})
+    no_timing = next(c for c in cells if c["method"] == "dense")
+    (tmp_path / P.cell_dir(no_timing) / "timing.json").unlink()
+    chosen = VF.choose_cells(cfg, 3, 0, root=tmp_path, cheapest=True)
+    costs = sorted(VF.recorded_cost(cfg, c, tmp_path) for c in cells)
+    assert [VF.recorded_cost(cfg, c, tmp_path) for c in chosen] == costs[:3] and costs[-1] == float("inf")
+    iso = next(c for c in cells if c["isometry"])
+    i = cells.index(iso)
+    assert VF.recorded_cost(cfg, iso, tmp_path) == pytest.approx(i + (100.0 - i) + 1.0 + (100.0 - i) / 10 * 20)
+    quick = VF.choose_cells(cfg, 3, 0, root=tmp_path, cheapest=True, train=False)
+    assert all(method_info(c["method"]).at_init for c in quick)
+    assert [P.cell_dir(c) for c in quick] == [P.cell_dir(c) for c in sorted(
+        (c for c in cells if method_info(c["method"]).at_init),
+        key=lambda c: (VF.recorded_cost(cfg, c, tmp_path, train=False), P.cell_dir(c)))[:3]]

@@ -57,7 +57,12 @@ def main(argv=None) -> int:
         print(f"prunebench: error: unknown command {cmd!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     mod = command_module(cmd)
-    args = mod.parse(argv[1:]) if hasattr(mod, "parse") else command_parser(cmd).parse_args(argv[1:])
+    if hasattr(mod, "parse"):  # a command with its own parsing (bench passes its arguments on)
+        args = mod.parse(argv[1:])
+    else:
+        from prunebench.cli.args import parse_args  # one-line usage errors, exit 2
+
+        args = parse_args(cmd, argv[1:])
     args.cmd = cmd
     try:
         status = mod.run(args)  # None: success; an int: the command's own status (verify: 1 on a mismatch)

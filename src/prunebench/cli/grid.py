@@ -11,12 +11,6 @@ def add_arguments(p) -> None:
     p.add_argument("--list", action="store_true", help="print every cell's result folder")
 
 
-def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
-    from prunebench.cli.args import parse_args
-
-    return parse_args('grid', argv)
-
 
 def run(args) -> None:
     from prunebench.pipeline.grid import expand, load_config

@@ -8,12 +8,6 @@ def add_arguments(p) -> None:
     p.add_argument("--options", action="store_true", help="also list each method's options with their defaults")
 
 
-def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
-    from prunebench.cli.args import parse_args
-
-    return parse_args('methods', argv)
-
 
 def run(args) -> None:
     from prunebench.library.methods import TABLE

@@ -15,12 +15,17 @@ Schemes (biases are zeroed, BatchNorm is weight 1 / bias 0, for every scheme exc
 from __future__ import annotations
 
 import math
+import numbers
+import re
 
 import torch
 import torch.nn as nn
 
-from prunebench.library.errors import choose
-from prunebench.library.models import prunable_modules
+from prunebench.library import limits
+from prunebench.library.artifacts import load_tensors, read_metadata, save_tensors
+from prunebench.library.datasets import DATASETS
+from prunebench.library.errors import PrunebenchError, choose
+from prunebench.library.models import build_model, prunable_modules
 
 SCHEMES = ("kaiming_normal", "kaiming_normal_fan_out", "xavier_normal", "lecun_normal", "orthogonal",
            "delta_orthogonal", "spp_orthogonal", "default")
@@ -87,6 +92,34 @@ def conv_orthogonal(cout: int, cin: int, ksize: int, gen: torch.Generator) -> to
     return w
 
 
+def _check_weight(shape, scheme: str, name: str) -> None:
+    """A one-line error if `scheme` cannot initialise a weight of this shape."""
+    if scheme == "spp_orthogonal" and len(shape) == 4:
+        cout, cin, kh, kw = shape
+        if cin > cout or kh != kw:
+            raise PrunebenchError(f"init scheme 'spp_orthogonal' cannot initialise {name} (cout={cout}, cin={cin}, "
+                                  f"kernel {kh}x{kw}): the block-orthogonal construction needs cin <= cout and a "
+                                  "square kernel; use 'orthogonal' or 'delta_orthogonal' for this model")
+
+
+def check_scheme(model: nn.Module, scheme: str) -> None:
+    """Whether `scheme` can initialise every prunable layer of `model` (shapes only: works on a model built on
+    the meta device, `meta_model`), before any work; a one-line error naming the layer otherwise."""
+    choose("init scheme", scheme, SCHEMES)
+    for name, m in prunable_modules(model).items():
+        _check_weight(tuple(m.weight.shape), scheme, f"{name}.weight")
+
+
+def meta_model(name: str, dataset: str) -> nn.Module:
+    """Model `name` for `dataset` built on the meta device: its names checked and its shapes known, at no cost
+    in memory or time (ResNet-50 included). For validation before any work."""
+    depth = re.match(r"^mlp-(\d+)-", name) if isinstance(name, str) else None
+    if depth and int(depth.group(1)) > limits.MAX_MLP_DEPTH:
+        raise PrunebenchError(f"invalid model {name!r}: an MLP has at most {limits.MAX_MLP_DEPTH} layers")
+    with torch.device("meta"):
+        return build_model(name, dataset)
+
+
 @torch.no_grad()
 def init_weight(w: torch.Tensor, scheme: str, gen: torch.Generator, name: str = "weight") -> None:
     fan_in, fan_out = _fans(w)
@@ -95,13 +128,8 @@ def init_weight(w: torch.Tensor, scheme: str, gen: torch.Generator, name: str = 
                "xavier_normal": 2.0 / (fan_in + fan_out), "lecun_normal": 1.0 / fan_in}[scheme]
         w.copy_(torch.randn(w.shape, generator=gen) * math.sqrt(var))
     elif scheme == "spp_orthogonal" and w.dim() == 4:
+        _check_weight(tuple(w.shape), scheme, name)
         cout, cin, kh, kw = w.shape
-        if cin > cout or kh != kw:
-            from prunebench.library.errors import PrunebenchError
-
-            raise PrunebenchError(f"init scheme 'spp_orthogonal' cannot initialise {name} (cout={cout}, cin={cin}, "
-                                  f"kernel {kh}x{kw}): the block-orthogonal construction needs cin <= cout and a "
-                                  "square kernel; use 'orthogonal' or 'delta_orthogonal' for this model")
         w.copy_(conv_orthogonal(cout, cin, kh, gen))
     elif scheme in ("orthogonal", "spp_orthogonal") or (scheme == "delta_orthogonal" and w.dim() == 2):
         w.copy_(_orthogonal(w.shape[0], w[0].numel(), gen).reshape(w.shape))
@@ -115,7 +143,14 @@ def init_weight(w: torch.Tensor, scheme: str, gen: torch.Generator, name: str = 
 
 def initialize(model: nn.Module, scheme: str = "kaiming_normal", seed: int = 0) -> nn.Module:
     """Re-initialize `model` in place from `seed` alone (same seed, same bytes) and return it."""
-    choose("init scheme", scheme, SCHEMES)
+    if not isinstance(model, nn.Module):
+        raise PrunebenchError(f"initialize needs an nn.Module, got {type(model).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise PrunebenchError(f"invalid seed {seed!r}: must be an integer in [0, 2**63)")
+    check_scheme(model, scheme)
+    if any(p.is_meta for p in model.parameters()):
+        raise PrunebenchError("cannot initialise a model on the meta device: it has no storage (build it on cpu "
+                              "or cuda)")
     gen = torch.Generator().manual_seed(int(seed))
     if scheme == "default":
         state = torch.random.get_rng_state()
@@ -139,16 +174,11 @@ def initialize(model: nn.Module, scheme: str = "kaiming_normal", seed: int = 0) 
 
 def save_init(path, module: nn.Module, **metadata) -> None:
     """Save `module`'s state dict as safetensors; `metadata` (model, dataset, scheme, seed) goes in the header."""
-    from prunebench.library.artifacts import save_tensors
-
-    save_tensors(path, dict(module.state_dict()), {"kind": "init", **metadata})
+    save_tensors(path, dict(module.state_dict()), {"kind": "init", **metadata}, what="init file")
 
 
 def load_init(path, model: nn.Module) -> dict:
     """Load a state dict saved by `save_init` into `model`; one-line error if it does not fit."""
-    from prunebench.library.errors import PrunebenchError
-    from prunebench.library.artifacts import load_tensors
-
     tensors, meta = load_tensors(path, what="init file")
     own = model.state_dict()
     missing = [k for k in own if k not in tensors]
@@ -165,19 +195,19 @@ def load_init(path, model: nn.Module) -> dict:
 def init_metadata(path) -> dict:
     """The metadata of an initialization file (header only): model, dataset, scheme, seed. A file that was
     not written by `save_init` is a one-line error."""
-    from prunebench.library.errors import PrunebenchError
-    from prunebench.library.artifacts import read_metadata
-
     meta = read_metadata(path, what="init file")
+    if meta.get("kind") != "init" and "format" in meta:
+        raise PrunebenchError(f"init file {str(path)!r} is not an initialization (it is a {meta['format']!r} file)")
     if "model" not in meta or "dataset" not in meta:
         raise PrunebenchError(f"init file {str(path)!r} has no model metadata (not written by prunebench init)")
+    if not isinstance(meta["model"], str) or not isinstance(meta["dataset"], str) or meta["dataset"] not in DATASETS:
+        raise PrunebenchError(f"corrupt init file {str(path)!r}: its metadata names model {meta['model']!r} "
+                              f"for dataset {meta['dataset']!r}")
     return meta
 
 
 def model_from_init(path, device="cpu") -> tuple:
     """(model, metadata): the model named in an initialization file, with its weights, on `device`."""
-    from prunebench.library.models import build_model
-
     meta = init_metadata(path)
     model = build_model(meta["model"], meta["dataset"])
     load_init(path, model)

@@ -102,6 +102,8 @@ class Mask:
         the bias of a prunable layer) of the same shape. Returns name -> parameter."""
         from prunebench.library.models import prunable_modules, prunable_parameters
 
+        if not isinstance(model, torch.nn.Module):
+            raise PrunebenchError(f"a mask applies to an nn.Module, got {type(model).__name__}")
         params = prunable_parameters(model)
         for mod_name, mod in prunable_modules(model).items():
             if mod.bias is not None:
@@ -131,22 +133,27 @@ class Mask:
 
     # -- storage --------------------------------------------------------------------------------------
     def save(self, path, **metadata):
+        """Save as bit-packed safetensors with `metadata` (method, sparsity, seed, cell hash, ...) in the header."""
         meta = {**self.metadata, **metadata, "format": FORMAT,
                 "shapes": {n: list(m.shape) for n, m in self.masks.items()},
                 "order": list(self.masks), "density": self.density, "kept": self.kept, "total": self.total,
                 "layers": {r["name"]: r["density"] for r in self.layer_report()}}
         packed = {n: torch.from_numpy(np.packbits(m.numpy().reshape(-1).astype(np.uint8)))
                   for n, m in self.masks.items()}
-        save_tensors(path, packed, meta)
+        save_tensors(path, packed, meta, what="mask file")
 
     @classmethod
     def load(cls, path, model=None) -> "Mask":
         tensors, meta = load_tensors(path, what="mask file")
         if meta.get("format") != FORMAT:
             raise PrunebenchError(f"corrupt mask file {str(path)!r}: not a prunebench mask (format {meta.get('format')!r})")
+        order, shapes = meta.get("order"), meta.get("shapes")
+        bad = _bad_layout(order, shapes, tensors)
+        if bad:
+            raise PrunebenchError(f"corrupt mask file {str(path)!r}: {bad}")
         masks = {}
-        for n in meta["order"]:
-            shape = meta["shapes"][n]
+        for n in order:
+            shape = shapes[n]
             numel = int(np.prod(shape)) if shape else 1
             bits = np.unpackbits(tensors[n].numpy())
             if bits.size < numel or bits.size - numel >= 8:
@@ -157,3 +164,21 @@ class Mask:
         if model is not None:
             mask.check_fits(model)
         return mask
+
+
+def _bad_layout(order, shapes, tensors) -> str | None:
+    """What is wrong with a mask file's layout metadata (its names, shapes and packed tensors), or None. A file
+    can pass its checksum and still be forged or written by a broken tool: this is checked before use."""
+    if not isinstance(order, list) or not isinstance(shapes, dict):
+        return "its metadata has no list of parameters and their shapes"
+    if len(set(map(str, order))) != len(order) or set(order) != set(tensors):
+        return "the parameters its metadata lists are not the tensors it holds"
+    for n in order:
+        shape = shapes.get(n)
+        if not isinstance(shape, list) or len(shape) > 8 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 2**31 for d in shape):
+            return f"parameter {n!r} has no valid shape ({shape!r})"
+        t = tensors[n]
+        if t.dtype != torch.uint8 or t.dim() != 1:
+            return f"parameter {n!r} is not a packed bit tensor"
+    return None

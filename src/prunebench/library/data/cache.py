@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from prunebench.library.errors import PrunebenchError
-from prunebench.library.artifacts import CHECKSUM_KEY, hash_tensors, load_tensors, save_tensors
+from prunebench.library.artifacts import (CHECKSUM_KEY, hash_tensors, load_tensors, remove_stale_temporaries,
+                                          save_tensors)
 from prunebench.library.datasets import DatasetSpec, dataset_spec
 
 from prunebench.library.data.basics import DISPLAY_NAMES, check_seed, progress_enabled, say
@@ -119,6 +120,7 @@ def prepare(dataset: str, cache_dir, source=None, download: bool = True, *, prog
     spec = dataset_spec(dataset)
     out = cache_path(spec.name, cache_dir)
     resolved = resolve_source(spec.name, source, download)
+    remove_stale_temporaries(out)  # what a killed preparation left (SIGKILL), even when the cache is complete
     meta = cached_metadata(out)
     if meta is not None and meta.get("dataset") == spec.name:
         wanted = "download" if resolved == "download" else Path(resolved).name
@@ -157,7 +159,7 @@ def prepare(dataset: str, cache_dir, source=None, download: bool = True, *, prog
                          "test": np.bincount(raw.test_y, minlength=spec.num_classes).tolist()},
         "shape": [spec.channels, spec.size, spec.size],
     }
-    save_tensors(out, tensors, metadata)
+    save_tensors(out, tensors, metadata, what="data cache")
     say(f"prepared {spec.name} from {Path(resolved).name} ({metadata['counts']['train']} train, "
         f"{metadata['counts']['test']} test; {note}) in {time.perf_counter() - start:.1f} s -> {out}")
     return out

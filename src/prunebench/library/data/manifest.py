@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from prunebench.library.artifacts import check_readable, read_json, write_json
+from prunebench.library.datasets import DATASETS
 from prunebench.library.errors import PrunebenchError
-from prunebench.library.artifacts import read_json, write_json
 
 from prunebench.library.data.cache import Data, cache_path, cached_metadata, load, prepare
 from prunebench.library.data.basics import say
@@ -69,14 +70,28 @@ def _resolve(recorded: str, folder: Path, legacy: bool) -> Path:
 
 
 def _read_manifest(path: Path) -> dict:
-    man = read_json(path)
+    man = read_json(path, "data manifest")
     if not isinstance(man, dict) or not all(k in man for k in ("dataset", "cache", "content_sha256")):
         raise PrunebenchError(f"corrupt data manifest {str(path)!r}: expected dataset, cache and content_sha256")
+    if not isinstance(man["dataset"], str) or man["dataset"] not in DATASETS or not isinstance(man["cache"], str):
+        raise PrunebenchError(f"corrupt data manifest {str(path)!r}: dataset {man['dataset']!r}, cache {man['cache']!r}")
     fmt = man.get("format")
     if fmt not in (None, MANIFEST_FORMAT):
         raise PrunebenchError(f"data manifest {str(path)!r} has format {fmt!r}; "
                               f"this version reads {MANIFEST_FORMAT!r}")
     return man
+
+
+def data_dataset(path) -> str:
+    """The data set a manifest (.json) or a cache file (.safetensors) holds, from the manifest or the cache's
+    header alone (nothing is prepared or loaded): to check, before any work, that an init fits the data."""
+    path = check_readable(path, "data manifest" if Path(path).suffix == ".json" else "data cache")
+    if path.suffix == ".json":
+        return _read_manifest(path)["dataset"]
+    meta = cached_metadata(path)
+    if meta is None or meta.get("dataset") not in DATASETS:
+        raise PrunebenchError(f"corrupt data cache {str(path)!r}: not a complete prunebench data cache")
+    return meta["dataset"]
 
 
 def open_data(path, device="cpu", val_fraction: float = 0.0, val_seed: int = 0) -> Data:
