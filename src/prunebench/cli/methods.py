@@ -17,6 +17,7 @@ def parse(argv):
 
 def run(args) -> None:
     from prunebench.library.methods import TABLE
+    from prunebench.library.resources import methods_spec
 
     for kind, title in (("at_init", "at initialization"), ("during", "during training"), ("dense", "baseline")):
         print(f"{title}:")
@@ -26,7 +27,7 @@ def run(args) -> None:
                 if args.options and kind != "dense":
                     for name, default in _options(m).items():
                         print(f"      {name} = {default!r}")
-    print("options: see README 'Methods' and docs/methods.md")
+    print(f"options: see README 'Methods' and {methods_spec()}")
 
 
 def _options(m) -> dict:

@@ -23,6 +23,7 @@ from prunebench.library.errors import PrunebenchError
 from prunebench.library.artifacts import canonical_json
 from prunebench.library.methods import ABLATIONS as METHOD_ABLATIONS, METHODS, method_info
 from prunebench.pipeline.paths import cell_dir
+from prunebench.pipeline.resources import preset_file
 
 # Seeds per concern, derived from the cell seed and all recorded (one seed per concern).
 SEED_OFFSETS = {"init": 0, "data": 10_000, "prune": 20_000, "isometry": 30_000, "reinit": 40_000}
@@ -43,7 +44,7 @@ def schema() -> dict:
 
 
 def load_config(path) -> dict:
-    path = Path(path)
+    path = preset_file(path)  # a path, or a preset by name ("smoke": the shipped preset)
     if not path.exists():
         raise PrunebenchError(f"missing config file {str(path)!r}")
     try:

@@ -39,6 +39,7 @@ from prunebench.library import methods as M
 from prunebench.pipeline import paths as P
 from prunebench.pipeline import provenance as V
 from prunebench.library.errors import PrunebenchError
+from prunebench.pipeline.resources import preset_file
 from prunebench.pipeline.workflow import argv_builders
 
 GPU_MASK_AGREEMENT = 0.99
@@ -338,7 +339,7 @@ def choose_cells(cfg: dict, k: int, seed: int) -> list:
 
 def verify(preset: str, root=".", config=None, reproduce: int = 0, seed: int = 0, log=print) -> Findings:
     root = Path(root)
-    cfg_path = Path(config) if config else root / "config" / f"{preset}.yaml"
+    cfg_path = Path(config) if config else preset_file(preset, root)  # the checkout's, else the shipped one
     cfg = G.load_config(cfg_path)
     if cfg["preset"] != preset:
         raise PrunebenchError(f"config {str(cfg_path)!r} is preset {cfg['preset']!r}, not {preset!r}")
