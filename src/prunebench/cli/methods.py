@@ -23,7 +23,7 @@ def run(args) -> None:
         print(f"{title}:")
         for m in TABLE:
             if m.kind == kind:
-                print(f"  {m.name:<14} {m.label:<16} docs/methods.md {m.section:<5} {m.summary}")
+                print(f"  {m.name:<14} {m.label:<16} {m.spec:<20} {m.summary}")
                 if args.options and kind != "dense":
                     for name, default in _options(m).items():
                         print(f"      {name} = {default!r}")
