@@ -14,6 +14,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from checkout import checkout_copy
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "requirements"))
@@ -207,8 +208,9 @@ def test_cli_help_explains_every_option(cmd):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
+    src = checkout_copy(tmp_path_factory.mktemp("tree"))  # setuptools builds in the tree (build/): not in ours
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                        str(out), str(REPO)], capture_output=True, text=True)
+                        str(out), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return next(out.glob("prunebench-*.whl"))
 

@@ -12,18 +12,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from prunebench.library.errors import PrunebenchError
-
 
 def shipped(package: str, name: str) -> Path:
-    """The folder or file `name` shipped inside `package`, as a file-system path; a missing one is a one-line
-    error (an installation without its package data)."""
+    """The file-system path of the folder or file `name` shipped inside `package` (it may be missing: a copy of
+    the sources without its package data; callers report the path they looked at)."""
     # The wheel is installed as files (never zipped), so the resource is a real path.
-    path = Path(str(resources.files(package).joinpath(name)))
-    if not path.exists():
-        raise PrunebenchError(f"{name!r} is missing from the installed package {package} (looked at {path}); "
-                              f"reinstall prunebench")
-    return path
+    return Path(str(resources.files(package).joinpath(name)))
 
 
 def docs_dir() -> Path:
