@@ -1,7 +1,6 @@
 """Packaging (issue 21): ranges for the library, the exact lock that make / CI / conda install, extras for the
 report and the pipeline, package data found from an installed wheel outside the checkout, the set-up files in
 step with each other. CI also runs .ci/wheel-check (a fresh venv with the wheel and its real dependencies)."""
-import json
 import re
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.version import Version
 
 from checkout import checkout_copy
 from conftest import REPO
@@ -124,19 +122,12 @@ def test_make_refuses_a_python_below_the_floor(tmp_path):
     assert not (tmp_path / "venv").exists()
 
 
-def test_citation_matches_the_package_and_the_claim_files():
+def test_citation_matches_the_package():
+    """CITATION.cff's version and license are the package's (its papers: tests/test_docs_facts.py)."""
     cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
     assert cff["version"] == PROJECT["version"] and cff["license"] == PROJECT["license"]
-    years = {}
-    for p in sorted((REPO / "paper" / "reference").glob("*.yaml")):
-        if p.name != "schema.yaml":
-            doc = yaml.safe_load(p.read_text())
-            years[doc["title"].split(":")[0].split("(")[0].strip()] = int(re.findall(r"(?:19|20)\d\d", doc["citation"])[-1])
-    cited = {r["title"]: r["year"] for r in cff["references"]}
-    assert len(cited) == len(years) == 4
-    for title, year in cited.items():
-        matches = [y for t, y in years.items() if t.split(",")[-1].strip() in title or title.split(":")[0] in t]
-        assert matches == [year], (title, year, years)
+    assert len(cff["references"]) == 4
 
 
 def test_extras_table_matches_pyproject():

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import REPO
 from prunebench.library import methods as M
