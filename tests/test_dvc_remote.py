@@ -92,6 +92,10 @@ def test_publish_then_pull_on_another_clone_trains_nothing(tmp_path, data_source
     assert "now: git commit" in r.stdout
     staged = sh(["git", "diff", "--cached", "--name-only"], repo, e).stdout.split()
     assert "dvc.lock" in staged and not any(p.startswith("paper/") for p in staged)  # smoke's report: DVC only
+    sh([BIN / "dvc", "remote", "modify", "--local", "store", "url", remote], repo, e)  # where credentials go
+    untracked = sh(["git", "status", "--porcelain", "--untracked-files=all"], repo, e).stdout.split("\n")
+    # DVC's cache, temp files and the local config (credentials) stay out of git; only the remote's address is new
+    assert [l for l in untracked if l and not l.startswith(("M ", "A "))] == [" M .dvc/config"], untracked
     sh(["git", "add", ".dvc/config"], repo, e)
     sh(["git", "commit", "-qm", "results: smoke"], repo, e)
     assert any(remote.rglob("*")), "nothing was pushed"
