@@ -11,9 +11,12 @@ import pytest
 import yaml
 
 from conftest import REPO
+from prunebench.cli import COMMANDS, command_parser
 from prunebench.library.methods import BUILTIN
 from prunebench.library.models import build_model, count_prunable
 from prunebench.pipeline.grid import expand, load_config
+from prunebench.pipeline.paths import figure_path, report_path
+from prunebench.report.figures import FIGURES
 from prunebench.report.papers import TABLE as PAPERS
 
 README = (REPO / "README.md").read_text()
@@ -179,11 +182,7 @@ def test_paper_readme_names_every_claim_and_figure_and_its_files():
             ids |= {c["id"] for c in yaml.safe_load(p.read_text())["claims"]}
     section = PAPER_README[PAPER_README.index("## The claims encoded"):PAPER_README.index("## The figures")]
     assert set(re.findall(r"`([a-z]+\.[a-z0-9.-]+)`", section)) == ids
-    from prunebench.report.figures import FIGURES
-
     assert {r[0].strip("`") for r in table(PAPER_README, "| Figure | Paper | Reproduces |")} == set(FIGURES)
-    from prunebench.pipeline.paths import figure_path, report_path
-
     assert report_path("<preset>") == "paper/replication-<preset>.md" and "replication-<preset>.md" in PAPER_README
     assert figure_path("<preset>", "<name>", "pdf") == "figures/<preset>/<name>.pdf"
     assert "figures/<preset>/<name>.pdf" in PAPER_README
@@ -193,8 +192,6 @@ def test_paper_readme_names_every_claim_and_figure_and_its_files():
 @pytest.mark.parametrize("doc", ["paper/README.md", "docs/dvc-remote.md", "docs/plugins.md"])
 def test_prunebench_commands_in_the_docs_parse(doc):
     """Every `prunebench <command> ...` line in a code block is accepted by the command's parser."""
-    from prunebench.cli import COMMANDS, command_parser
-
     text = (REPO / doc).read_text()
     lines = [l.split("#")[0].strip() for block in re.findall(r"^```\w*\n(.*?)^```", text, flags=re.M | re.S)
              for l in block.splitlines()]

@@ -14,6 +14,12 @@ from packaging.specifiers import SpecifierSet
 
 from checkout import checkout_copy
 from conftest import REPO
+from fake_results import write_fake_results
+from prunebench.library.errors import PrunebenchError
+from prunebench.library.extras import OPTIONAL, missing_extra
+from prunebench.pipeline.grid import expand, load_config
+from prunebench.pipeline.resources import preset_file, shipped_presets
+from prunebench.report.resources import claims_path, schema_path, shipped_papers
 
 sys.path.insert(0, str(REPO / "requirements"))
 import lock  # noqa: E402  (requirements/lock.py: the closure of the extras, as `make lock` computes it)
@@ -131,8 +137,6 @@ def test_citation_matches_the_package():
 
 
 def test_extras_table_matches_pyproject():
-    from prunebench.library.extras import OPTIONAL, missing_extra
-
     for module, (dist, extra) in OPTIONAL.items():
         assert dist in {norm(r.name) for r in extra_requirements(extra)}, (module, extra)
     assert missing_extra("snakemake.api") == ("this command needs snakemake, which `pip install prunebench` leaves "
@@ -150,19 +154,12 @@ def test_a_command_missing_an_extra_says_which_in_one_line():
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "config").glob("*.yaml")))
 def test_presets_validate_by_path_and_by_name(preset):
-    from prunebench.pipeline.grid import expand, load_config
-
     cfg = load_config(REPO / "config" / f"{preset}.yaml")
     assert cfg["preset"] == preset and len(expand(cfg)) > 0
     assert load_config(preset) == cfg  # a bare name is the shipped preset
 
 
 def test_the_preset_and_claims_lookups():
-    from prunebench.library.errors import PrunebenchError
-    from prunebench.pipeline.grid import load_config
-    from prunebench.pipeline.resources import preset_file, shipped_presets
-    from prunebench.report.resources import claims_path, schema_path, shipped_papers
-
     assert shipped_presets() == tuple(sorted(p.stem for p in (REPO / "config").glob("*.yaml")))
     assert shipped_papers() == ("fggp", "force", "prospr", "spp")
     assert schema_path().read_bytes() == (REPO / "paper/reference/schema.yaml").read_bytes()
@@ -248,9 +245,6 @@ def test_commands_run_from_the_installed_wheel_outside_the_checkout(wheel, tmp_p
     assert r.returncode == 0 and "smoke: valid; 25 cells" in r.stderr, r.stderr
     r = pb("methods")
     assert r.returncode == 0 and r.stdout.rstrip().endswith(str(site / "prunebench/library/docs/methods.md"))
-    sys.path.insert(0, str(REPO / "tests"))
-    from fake_results import write_fake_results
-
     write_fake_results(work / "results" / "quick", preset="quick")
     r = pb("report", "--results-dir", "results/quick", "--claims", "force", "spp", "prospr", "fggp", "--out",
            "report.md", "--preset", "quick")

@@ -2,8 +2,11 @@
 `# file:` blocks and installed with pip into a temporary folder, is seen by `prunebench methods`,
 `prunebench.prune`, a preset with its sanity-check ablations, and (e2e) the whole Snakemake pipeline;
 `register()` at run time; bad plugins are one-line errors naming them."""
+import csv
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from prunebench import build_model, prune
 from prunebench.library import methods as M
 from prunebench.library.errors import PrunebenchError
+from prunebench.library.pruners.during import make_during_training
 
 DOC = REPO / "docs" / "plugins.md"
 BIN = Path(sys.executable).parent
@@ -94,8 +99,6 @@ def test_prune_runs_the_plugin_with_its_options_and_ablations(plugin_site):
     """)
     r = run(["-c", code], plugin_site)
     assert r.returncode == 0, r.stderr[-3000:]
-    import json
-
     out = json.loads(r.stdout.strip().splitlines()[-1])
     plain, sq, inv, shuf = (out[k] for k in ('{}', '{"power": 2.0}', '{"invert": true}', '{"shuffle": true}'))
     assert plain["method"] == "normmag" and abs(plain["density"] - 0.1) < 1e-9
@@ -200,9 +203,6 @@ def local_module(tmp_path, monkeypatch):
 
 
 def test_register_adds_methods_of_both_kinds_for_this_process(local_module):
-    from prunebench import build_model, prune
-    from prunebench.library.pruners.during import make_during_training
-
     info = M.register(M.MethodInfo("smallest_local", M.AT_INIT_KIND, local_module))
     assert info.label == "smallest_local" and info.color in M.PALETTE and info.dist == "local"
     assert M.register(M.MethodInfo("smallest_local", M.AT_INIT_KIND, local_module)) == info  # idempotent
@@ -264,10 +264,6 @@ claims: [force]
 
 @pytest.mark.e2e
 def test_a_preset_naming_the_plugin_runs_through_the_pipeline(plugin_site, data_sources, tmp_path):
-    import csv
-    import json
-    import shutil
-
     repo = tmp_path / "repo"
     for rel in ("Snakefile", "rules", "profiles", "report", "paper/reference", "src/prunebench"):
         src = REPO / rel

@@ -9,9 +9,11 @@ import time
 import pytest
 
 from conftest import REPO
+from fake_results import write_fake_results
 from prunebench.pipeline import runsummary as RS
 from prunebench.pipeline.grid import expand, load_config
 from prunebench.pipeline.paths import cell_dir, log_path, report_path
+from prunebench.report.replication import write_report
 
 
 def record(msg="", **extra):
@@ -93,12 +95,6 @@ def test_cells_are_run_reused_failed_or_not_reached(tmp_path):
 
 
 def test_the_verdict_counts_are_the_reports(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(REPO / "tests"))
-    from fake_results import write_fake_results
-    from prunebench.report.replication import write_report
-
     cfg = {**load_config("quick"), "claims": ["force", "spp", "prospr", "fggp"]}
     start = time.time()
     write_fake_results(tmp_path / "results" / "quick", preset="quick")

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         print(f"prunebench {cmd}: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as e:  # an optional dependency of a lean install (prunebench.library.extras)
-        from prunebench.library.extras import missing_extra
+        from prunebench.library.extras import missing_extra  # only on this error path, like PrunebenchError above
 
         if missing_extra(e.name) is None:
             raise
