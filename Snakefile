@@ -35,6 +35,19 @@ if workflow.is_main_process:
     register_run(".")
 FIGURES = config.get("figures", [])
 CLAIMS = config.get("claims", [])
+# One summary at the end of a run (cells run / reused / failed, wall time, the report and its verdicts); per-job
+# chatter in Snakemake's log file, not on the terminal (prunebench.pipeline.runsummary; PRUNEBENCH_VERBOSE=1: all).
+from prunebench.pipeline import runsummary as RS
+
+RUN_START = RS.start(workflow)
+
+
+onsuccess:
+    RS.finish(config, RUN_START, ok=True, log=log)
+
+
+onerror:
+    RS.finish(config, RUN_START, ok=False, log=log)
 
 
 report: "report/workflow.rst"

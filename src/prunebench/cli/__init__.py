@@ -72,6 +72,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"prunebench {cmd}: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:  # an optional dependency of a lean install (prunebench.library.extras)
+        from prunebench.library.extras import missing_extra  # only on this error path, like PrunebenchError above
+
+        if missing_extra(e.name) is None:
+            raise
+        print(f"prunebench {cmd}: error: {missing_extra(e.name)}", file=sys.stderr)
+        return 2
     return status if isinstance(status, int) else 0
 
 

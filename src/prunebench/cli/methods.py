@@ -11,16 +11,17 @@ def add_arguments(p) -> None:
 
 def run(args) -> None:
     from prunebench.library.methods import TABLE
+    from prunebench.library.resources import methods_spec
 
     for kind, title in (("at_init", "at initialization"), ("during", "during training"), ("dense", "baseline")):
         print(f"{title}:")
         for m in TABLE:
             if m.kind == kind:
-                print(f"  {m.name:<14} {m.label:<16} docs/methods.md {m.section:<5} {m.summary}")
+                print(f"  {m.name:<14} {m.label:<16} {m.spec:<20} {m.summary}")
                 if args.options and kind != "dense":
                     for name, default in _options(m).items():
                         print(f"      {name} = {default!r}")
-    print("options: see README 'Methods' and docs/methods.md")
+    print(f"options: see README 'Methods' and {methods_spec()}")
 
 
 def _options(m) -> dict:

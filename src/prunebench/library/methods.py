@@ -8,12 +8,29 @@ provenance of pipeline steps and `prunebench methods`.
 
 Adding a method = one module (a `Pruner` subclass, see `prunebench.library.pruners.base`, or a `DuringTraining`
 subclass for pruning during training) plus one row here.
+
+Methods from other packages (plugins, docs/plugins.md) join the table without editing prunebench:
+- an installed distribution declares an entry point in the group `prunebench.methods` whose name is the
+  method's name and whose object is its `MethodInfo` (e.g. `mymag = "my_pkg.plugin:METHOD"`); every entry
+  point is loaded the first time anything reads the table (`METHODS`, `TABLE`, `names()`, `method_info()`), so
+  presets, the Snakemake pipeline, the CLI and `prunebench.prune` all see the method;
+- or `register(MethodInfo(...))` at run time (a notebook, a script calling `prunebench.prune`).
+A plugin method is a `Pruner` (or `DuringTraining`) subclass in its `module`, exactly as a built-in one; an
+at-initialization plugin method gets the sanity-check ablations (`ABLATIONS`) like every other. Its
+`MethodInfo.dist` names the distribution it came from, and `module_file(name)` gives the file its module is
+loaded from (what a pipeline step's provenance hashes: the method's code).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib.metadata
+import importlib.util
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-from prunebench.library.errors import choose
+from prunebench.library.errors import PrunebenchError, choose
 
 AT_INIT_KIND, DURING_KIND, DENSE_KIND = "at_init", "during", "dense"
 KINDS = (AT_INIT_KIND, DURING_KIND, DENSE_KIND)
@@ -29,12 +46,22 @@ class MethodInfo:
     name: str
     kind: str            # at_init | during | dense
     module: str          # the module implementing it (what a job of this method runs, besides the step)
-    section: str         # section of docs/methods.md that specifies it
-    label: str           # display label in figures and reports
-    color: str           # line colour
-    marker: str          # matplotlib marker ("" = none)
+    section: str = ""    # where it is specified: a section of docs/methods.md (built in), or a plugin's reference
+    label: str = ""      # display label in figures and reports (default: the name)
+    color: str = ""      # line colour (default for a plugin: one of PALETTE, from its name)
+    marker: str = "o"    # matplotlib marker ("" = none)
     linestyle: str = "-"
     summary: str = ""    # one line for `prunebench methods` and the README
+    dist: str = ""       # "<distribution> <version>" of a plugin method; "" for a built-in one
+
+    @property
+    def builtin(self) -> bool:
+        return not self.dist
+
+    @property
+    def spec(self) -> str:
+        """Where the method is specified, for people: "docs/methods.md A.1", or a plugin's own reference."""
+        return f"docs/methods.md {self.section}" if self.builtin else (self.section or f"plugin {self.dist}")
 
     @property
     def at_init(self) -> bool:
@@ -50,7 +77,7 @@ class MethodInfo:
 
 
 _P = "prunebench.library.pruners."
-TABLE = (
+BUILTIN = (
     MethodInfo("dense", DENSE_KIND, "prunebench.library.train", "B.2", "Dense", "#000000", "", ":",
                "no pruning: the unpruned baseline"),
     MethodInfo("random", AT_INIT_KIND, _P + "rand", "A.6", "Random", PALETTE[7], "x", "-",
@@ -76,7 +103,6 @@ TABLE = (
     MethodInfo("mfgn_annealed", DURING_KIND, _P + "mfgn", "A.9", "MFGN (annealed)", PALETTE[2], "D", "-",
                "magnitude-first, gradient-next with a cosine-annealed regrowth fraction"),
 )
-METHODS = {m.name: m for m in TABLE}
 
 
 @dataclass(frozen=True)
@@ -101,9 +127,142 @@ ABLATION_TABLE = (
 ABLATIONS = {a.name: a for a in ABLATION_TABLE}
 
 
+# ---------------------------------------------------------------------------------------------------
+# The registry: the built-in rows, then plugins (entry points, loaded on first read, and register() calls).
+
+ENTRY_POINT_GROUP = "prunebench.methods"
+PLUGIN_KINDS = (AT_INIT_KIND, DURING_KIND)
+# Arm names are parsed right to left (prunebench.report.arms): a method name must not end like a variant.
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_SUFFIXES = re.compile(r"_(ai|sparse|m\d+|" + "|".join(a.name for a in ABLATION_TABLE) + r")$")
+
+_ROWS: dict = {m.name: m for m in BUILTIN}
+_LOADED = False
+
+
+def _check(info: MethodInfo, where: str) -> MethodInfo:
+    """A plugin row, defaults filled in; anything a preset, a path or a figure could not carry is an error."""
+    if not isinstance(info, MethodInfo):
+        raise PrunebenchError(f"{where}: expected a prunebench.library.methods.MethodInfo, got {type(info).__name__}")
+    if not _NAME.match(info.name) or _SUFFIXES.search(info.name):
+        raise PrunebenchError(f"{where}: invalid method name {info.name!r}: lower-case letters, digits and _ "
+                              f"(at most 48, starting with a letter), not ending in _ai, _sparse, _m<N> or "
+                              f"_{'/_'.join(ABLATIONS)}")
+    if info.kind not in PLUGIN_KINDS:
+        raise PrunebenchError(f"{where}: method {info.name!r} has kind {info.kind!r}; a plugin method is "
+                              f"{' or '.join(PLUGIN_KINDS)}")
+    if not isinstance(info.module, str) or not info.module or info.module.startswith("."):
+        raise PrunebenchError(f"{where}: method {info.name!r} needs `module`, the absolute name of the module "
+                              f"defining its class")
+    color = info.color or PALETTE[zlib.crc32(info.name.encode()) % len(PALETTE)]
+    return replace(info, label=info.label or info.name, color=color, dist=info.dist or "local")
+
+
+def _add(info: MethodInfo) -> MethodInfo:
+    old = _ROWS.get(info.name)
+    if old is not None and old != info:
+        whose = "a built-in method" if old.builtin else f"the method from {old.dist}"
+        raise PrunebenchError(f"plugin method {info.name!r} ({info.dist}) clashes with {whose} of that name")
+    _ROWS[info.name] = info
+    return info
+
+
+def _entry_points() -> list:
+    return sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name, ep.value))
+
+
+def load_plugins() -> None:
+    """Load every `prunebench.methods` entry point once (reading the table calls this). A plugin that fails to
+    load, or whose row is invalid or clashes, is a one-line error naming its distribution."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True  # set first: a plugin module may read the table while it is being imported
+    for ep in _entry_points():
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "an unknown distribution"
+        where = f"plugin {ep.name!r} ({ep.value}, from {dist})"
+        try:
+            obj = ep.load()
+        except Exception as e:  # any import failure of someone else's package: name it, in one line
+            raise PrunebenchError(f"{where} failed to load: {type(e).__name__}: {e}") from None
+        info = _check(obj, where)
+        if info.name != ep.name:
+            raise PrunebenchError(f"{where}: the entry point's name must be the method's name {info.name!r}")
+        _add(replace(info, dist=dist))
+
+
+def register(info: MethodInfo) -> MethodInfo:
+    """Add a method from outside prunebench (docs/plugins.md) and return its row, defaults filled in. Its class
+    is found in `info.module` when first used. Registering the same row twice is a no-op; another row under a
+    taken name is an error. A Snakemake run sees only entry-point plugins (its jobs run in other processes)."""
+    load_plugins()
+    return _add(_check(info, "register()"))
+
+
+def unregister(name: str) -> None:
+    """Remove a plugin method (tests, notebooks); built-in methods stay."""
+    info = _ROWS.get(name)
+    if info is not None and not info.builtin:
+        del _ROWS[name]
+
+
+class _Methods(Mapping):
+    """name -> MethodInfo, built-in rows first, plugins loaded on first read."""
+
+    def __getitem__(self, name):
+        load_plugins()
+        return _ROWS[name]
+
+    def __iter__(self):
+        load_plugins()
+        return iter(list(_ROWS))
+
+    def __len__(self):
+        load_plugins()
+        return len(_ROWS)
+
+    def __contains__(self, name):
+        load_plugins()
+        return name in _ROWS
+
+    def __repr__(self):
+        return f"METHODS({', '.join(self)})"
+
+
+class _Table(Sequence):
+    """The rows in table order (built-in, then plugins), plugins loaded on first read."""
+
+    def __getitem__(self, i):
+        load_plugins()
+        return list(_ROWS.values())[i]
+
+    def __len__(self):
+        load_plugins()
+        return len(_ROWS)
+
+    def __iter__(self):
+        load_plugins()
+        return iter(list(_ROWS.values()))
+
+
+METHODS = _Methods()
+TABLE = _Table()
+
+
 def method_info(name: str) -> MethodInfo:
     """The table row of `name`; an unknown name is a one-line error listing the known ones."""
     return METHODS[choose("method", name, METHODS)]
+
+
+def module_file(name: str) -> Path | None:
+    """The source file a method's module is loaded from, without running the module (its parent packages'
+    __init__ files do run); None when it cannot be found. For a plugin method this is the file outside
+    prunebench whose bytes a pipeline step's provenance must hash (prunebench.pipeline.provenance)."""
+    try:
+        spec = importlib.util.find_spec(method_info(name).module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin and spec.has_location else None
 
 
 def names(kind: str | None = None) -> tuple:

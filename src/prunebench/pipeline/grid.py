@@ -39,6 +39,7 @@ from prunebench.library.datasets import DATASETS
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.methods import ABLATIONS as METHOD_ABLATIONS, METHODS, method_info
 from prunebench.pipeline.paths import cell_dir, fmt_sparsity
+from prunebench.pipeline.resources import preset_file
 from prunebench.report.papers import PAPERS
 
 # Seeds per concern, derived from the cell seed and all recorded (one seed per concern).
@@ -94,8 +95,9 @@ def schema() -> dict:
 
 
 def load_config(path) -> dict:
-    """Read and validate a preset file; every problem is a one-line PrunebenchError."""
-    path = Path(path)
+    """Read and validate a preset file (a path, or a preset by name: "smoke" is the shipped preset); every
+    problem is a one-line PrunebenchError."""
+    path = preset_file(path)
     if not path.exists():
         raise PrunebenchError(f"missing config file {str(path)!r}")
     if path.is_dir():

@@ -31,6 +31,7 @@ import pandas as pd
 
 from prunebench.report import stats
 from prunebench.report.arms import ablation_arm, parse_arm
+from prunebench.report.resources import claims_path, schema_path
 from prunebench.library.errors import PrunebenchError
 from prunebench.report.tables import truthy
 
@@ -66,7 +67,7 @@ class Verdict:
 # Loading and validation
 # --------------------------------------------------------------------------------------------
 def _default_schema_path() -> Path:
-    return Path(__file__).resolve().parents[3] / "paper" / "reference" / "schema.yaml"
+    return schema_path()  # shipped with the package (prunebench.report.resources)
 
 
 def _expand(paths) -> list[Path]:
@@ -74,7 +75,7 @@ def _expand(paths) -> list[Path]:
         paths = [paths]
     out = []
     for p in paths:
-        p = Path(p)
+        p = claims_path(p)  # a path, or a shipped paper's key ("force")
         if p.is_dir():
             out += sorted(q for q in p.glob("*.yaml") if q.name != "schema.yaml")
         elif p.exists():

@@ -25,7 +25,7 @@ TABLE = (
               "Lee et al., ICLR 2020", "spp"),
     PaperInfo("prospr", "Prospect Pruning: Finding Trainable Weights at Initialization using Meta-Gradients",
               "Alizadeh et al., ICLR 2022", "prospr"),
-    PaperInfo("fggp", "FGGP: Fixed-Rate Gradient-First Gradual Pruning", "Zhu et al., 2024", "fggp"),
+    PaperInfo("fggp", "FGGP: Fixed-Rate Gradient-First Gradual Pruning", "Zhu et al., SCIA 2025", "fggp"),
 )
 PAPERS = {p.key: p for p in TABLE}
 ORDER = tuple(PAPERS)

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from prunebench.library.errors import PrunebenchError
+from prunebench.pipeline.resources import preset_file
 from prunebench.pipeline import grid as G
 from prunebench.pipeline import paths as P
 from prunebench.pipeline.verify.findings import Findings, summary
@@ -39,7 +40,7 @@ def verify(preset: str, root=".", config=None, reproduce: int = 0, seed: int = 0
     `<root>/config/<preset>.yaml`): integrity and identities, tables, provenance, and `reproduce` cells
     (chosen at random with `seed`, or the cheapest; `train=False`: the steps before training only)."""
     root = Path(root)
-    cfg_path = Path(config) if config else root / "config" / f"{preset}.yaml"
+    cfg_path = Path(config) if config else preset_file(preset, root)  # the checkout's, else the shipped one
     cfg = G.load_config(cfg_path)
     if cfg["preset"] != preset:
         raise PrunebenchError(f"config {str(cfg_path)!r} is preset {cfg['preset']!r}, not {preset!r}")
