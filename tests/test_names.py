@@ -59,20 +59,9 @@ PENDING_ELSEWHERE = {
         ("method", ("fggp", "gmp", "mfgn_annealed"))},
     # rel: command help naming the choices, the data sources keyed by data set, an ablation check in the grid,
     # the preset schema's enums
-    "src/prunebench/cli/data.py": {("dataset", ("cifar10", "cifar100", "mnist", "tiny-imagenet"))},
-    "src/prunebench/cli/init.py": {
-        ("init scheme", ("default", "delta_orthogonal", "kaiming_normal", "kaiming_normal_fan_out", "lecun_normal",
-                         "orthogonal", "xavier_normal"))},
-    "src/prunebench/cli/prune.py": {
-        ("method", ("force", "grasp", "iter_snip", "magnitude", "prospr", "random", "snip", "synflow")),
-        ("paper", ("force", "prospr"))},
     "src/prunebench/library/data/formats.py": {("dataset", ("cifar10", "cifar100"))},
     "src/prunebench/library/data/sources.py": {("dataset", ("cifar10", "cifar100", "mnist", "tiny-imagenet"))},
     "src/prunebench/pipeline/grid.py": {("ablation", ("invert", "shuffle"))},
-    "src/prunebench/pipeline/schemas/preset.yaml": {
-        ("ablation", ("invert", "reinit", "shuffle")),
-        ("init scheme", ("default", "delta_orthogonal", "kaiming_normal", "kaiming_normal_fan_out", "lecun_normal",
-                         "orthogonal", "spp_orthogonal", "xavier_normal"))},
 }
 
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from prunebench.library.methods import AT_INIT_KIND, DURING_KIND, METHODS, MethodInfo, at_init, during, names
+from prunebench.library.methods import (AT_INIT_KIND, DURING_KIND, METHODS, MethodInfo, at_init, during, names, register,
+                                        unregister)
 from prunebench.pipeline import provenance
 from prunebench.pipeline.grid import expand
 from prunebench.pipeline.paths import report_figure_path, report_path
@@ -175,7 +176,7 @@ def test_a_method_module_outside_the_package_is_hashed_from_its_file(monkeypatch
     plugin.write_text("# a toy pruner module outside the package\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     row = MethodInfo("toy_gradnorm", AT_INIT_KIND, "toy_plugin_gradnorm", "-", "GradNorm", "#000000", "o")
-    monkeypatch.setitem(METHODS, "toy_gradnorm", row)
+    register(row)
     for f in (step_modules, step_sources, step_code):
         f.cache_clear()
     try:
@@ -186,6 +187,7 @@ def test_a_method_module_outside_the_package_is_hashed_from_its_file(monkeypatch
         step_code.cache_clear()
         assert step_code("prune", "toy_gradnorm") != code
     finally:
+        unregister("toy_gradnorm")
         for f in (step_modules, step_sources, step_code):
             f.cache_clear()
 
@@ -244,11 +246,13 @@ def test_settle_times_never_touches_git_tracked_outputs(tmp_path):
 def test_settled_outputs_are_what_dvc_restores():
     """Every settled path lies under an output the preset's DVC stage caches (restored by `dvc pull`), none
     under an output it leaves to git."""
-    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["smoke"]
+    # quick: a stage whose report and PNGs are git-tracked (smoke's are cached by DVC, git ignores them)
+    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["quick"]
     outs = [(next(iter(o)), o[next(iter(o))]) for o in stage["outs"]]
     cached = [p for p, opt in outs if opt.get("cache", True)]
     git = [p for p, opt in outs if not opt.get("cache", True)]
     assert cached and git
-    for path in output_ranks(SMOKE):
+    quick = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
+    for path in output_ranks(quick):
         assert any(path == c or path.startswith(c + "/") for c in cached), path
         assert not any(path == g or path.startswith(g + "/") for g in git), path

@@ -49,12 +49,15 @@ _STATE = {"summary_printed": False}
 class TerminalFilter(logging.Filter):
     """Drops Snakemake's per-job records from the terminal; keeps a progress line every `every` percent."""
 
-    def __init__(self, every: int = 10):
+    def __init__(self, every: int = 10, workflow=None):
         super().__init__()
         self.every = every
+        self.workflow = workflow  # a dry run is known only once Snakemake has chosen its executor
         self._bucket = -1
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.workflow is not None and self.workflow.dryrun:
+            return True  # a dry run's job listing is its whole point: never filtered
         event = str(getattr(record, "event", "") or "")
         if event in HIDDEN_EVENTS:
             return False
@@ -76,7 +79,7 @@ class TerminalFilter(logging.Filter):
         return True
 
 
-def quiet_terminal(env=None) -> bool:
+def quiet_terminal(env=None, workflow=None) -> bool:
     """Install the filter on Snakemake's terminal handler; False when verbose output was asked for or the
     handler is not there (another Snakemake version: its output is then left as it is)."""
     env = os.environ if env is None else env
@@ -85,7 +88,7 @@ def quiet_terminal(env=None) -> bool:
     for handler in logging.getLogger(SNAKEMAKE_LOGGER).handlers:
         if handler.name == STREAM_HANDLER:
             if not any(isinstance(f, TerminalFilter) for f in handler.filters):
-                handler.addFilter(TerminalFilter())
+                handler.addFilter(TerminalFilter(workflow=workflow))
             return True
     return False
 
@@ -94,8 +97,8 @@ def start(workflow) -> float | None:
     """Called while the Snakefile is parsed: the run's start time (None outside the main process)."""
     if not workflow.is_main_process:
         return None
-    if not workflow.dryrun and not workflow.output_settings.verbose:
-        quiet_terminal()
+    if not workflow.output_settings.verbose:
+        quiet_terminal(workflow=workflow)
     _STATE["summary_printed"] = False
     return time.time()
 
