@@ -11,7 +11,8 @@ timing.csv   one row per cell: pruning wall time / peak memory, training time, i
              only non-deterministic numbers, so they live apart: every other table is byte-stable.
 metrics.json mean final accuracy per (dataset, model, init, arm, sparsity) over the seeds that did not diverge,
              and the number of diverged seeds per such setting, for `dvc metrics show/diff`.
-run.json     where the cells came from: the git commits recorded in the cells' manifests, the command that ran
+run.json     where the cells came from: the git commits recorded in the cells' manifests (and how many cells record
+             none: a sweep cell has no training manifest), the command that ran
              the pipeline (`--command`, or the environment variable PRUNEBENCH_COMMAND), and the paper-vs-code
              option notes of the methods the preset ran (so that the report needs no pruner code).
 
@@ -188,6 +189,7 @@ def aggregate(config_path, results_root: Path = Path("results"), command: str | 
     write_json(out / "metrics.json", {"preset": cfg["preset"], "cells": len(summary), **final_acc_means(summary)})
     commits = sorted({r["commit"] for r in summary if r["commit"]})
     run = {"preset": cfg["preset"], "cells": len(summary), "commits": commits,
+           "cells_without_commit": sum(1 for r in summary if not r["commit"]),
            "command": command if command is not None else os.environ.get(COMMAND_ENV),
            "paper_vs_code": paper_vs_code_rows(sorted({r["method"] for r in summary}))}
     write_json(out / RUN_FILE, run)

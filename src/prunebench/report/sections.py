@@ -25,20 +25,21 @@ def _unknown(v) -> str:
 
 
 def provenance(summary: pd.DataFrame) -> list:
-    """Per dataset × model: data copy, device, preset, cells, seeds, trained / diverged / at chance cells."""
+    """Per dataset × model: data copy, devices, preset, cells, seeds, measured-only / diverged / at chance cells."""
     if summary.empty:
         return ["No results rows."]
-    cols = ["dataset", "model", "source_note", "device", "preset"]
-    d = summary[cols + ["seed"]].copy()
+    cols = ["dataset", "model", "source_note", "preset"]
+    d = summary[cols + ["seed", "device"]].copy()
     d["_outcome"] = outcomes(summary)
     for c in cols:
         d[c] = d[c].map(_unknown)
     rows = []
     for key, g in d.groupby(cols, sort=True):
         seeds = ", ".join(str(int(s)) for s in sorted(g["seed"].dropna().unique()))
+        devices = "; ".join(sorted({str(v) for v in g["device"] if not missing(v) and str(v)})) or "unknown"
         n = g["_outcome"].value_counts()
-        rows.append(list(key) + [len(g), seeds, int(n.get(NOT_TRAINED, 0)), int(n.get(DIVERGED, 0)),
-                                 int(n.get(AT_CHANCE, 0))])
+        rows.append(list(key[:3]) + [devices, key[3], len(g), seeds, int(n.get(NOT_TRAINED, 0)),
+                                     int(n.get(DIVERGED, 0)), int(n.get(AT_CHANCE, 0))])
     return table(["dataset", "model", "data copy", "device", "preset", "cells", "seeds", "measured only (no training)",
                   "diverged", "at chance"], rows)
 
@@ -54,6 +55,8 @@ def run_block(run: dict, data_label: str, regenerate: str) -> list:
     else:
         made = f"{len(commits)} commits: " + ", ".join(f"`{c}`" for c in commits) + " (not one commit: a reviewer " \
                "cannot tie every number to one version of the code)"
+    if commits and run.get("cells_without_commit"):
+        made += f"; {run['cells_without_commit']} cells record no commit (measured-only cells: no training manifest)"
     cmd = run.get("command")
     wall = run.get("wall_time_s")
     out = [RUN_BLOCK[0], f"- Cells produced by: {made}.",
@@ -174,8 +177,9 @@ def claim_block(c: dict, v) -> list:
     pool = v.pooled
     if pool and pool.get("k"):
         pooled = difference(pool["estimate"], pool["lo"], pool["hi"], is_pct)
-        het = f"τ² = {pool['tau2']:.2g}, I² = {pool['i2'] * 100:.0f}%" if pool["k"] > 1 else "one setting"
-        rows.append([f"**pooled** ({pool['k']} settings; {het})", "", "", ""] + [""] * len(labels)
+        what = f"{pool['k']} settings; τ² = {pool['tau2']:.2g}, I² = {pool['i2'] * 100:.0f}%" if pool["k"] > 1 \
+            else "1 setting"
+        rows.append([f"**pooled** ({what})", "", "", ""] + [""] * len(labels)
                     + ["random effects", f"**{pooled}**", magnitude(v.pooled_mde, is_pct), "",
                        "decides the claim" if c["quantifier"] == "pooled" else "(informative)"])
     out += table(["dataset", "model", "init", "sparsity"] + labels

@@ -31,6 +31,7 @@ log = logging.getLogger("prunebench.report.figures")
 LEVEL = 0.95
 STAT = "mean and 95% interval over seeds"
 MIN_SPAN_PCT = 2.0
+DODGE = 0.04
 
 
 def pct(v: float) -> str:
@@ -364,9 +365,10 @@ def metric_vs_sparsity(name: str, res: Results, arms, title: str, metric="final_
     for ax, (key, sub) in zip(axes, panels):
         agg = seed_stats(sub, ["arm", "sparsity"], metric)
         present, missing = arm_rows(agg, arms)
-        for arm, a in present:
+        for k, (arm, a) in enumerate(present):  # arms side by side at each x (a few percent apart on the log axis)
             a = a.sort_values("sparsity")
-            points(ax, 1 - a["sparsity"].to_numpy(), a, lookup(res.arms, arm), scale)
+            dodge = 1.0 + DODGE * (k - (len(present) - 1) / 2)
+            points(ax, (1 - a["sparsity"].to_numpy()) * dodge, a, lookup(res.arms, arm), scale)
         ref = dict(key, init=sub["init"].iloc[0]) if "init" not in key and sub["init"].nunique() == 1 else key
         if with_dense:
             dense_reference(ax, res, {k: v for k, v in ref.items() if k != "sparsity"}, metric, scale, summary)

@@ -134,8 +134,8 @@ def _comparison(name: str, res: Results, what: str, title: str, metric: str | No
     metric = metric or claims_metric
     arms = [a for pair in pairs for a in pair]
     summary = complete_pairs(summary, pairs)
-    one_sparsity = summary[summary["arm"].isin(arms) & (summary["sparsity"] > 0)].groupby(
-        ["dataset", "model"])["sparsity"].nunique().max() == 1
+    drawn = summary[summary["arm"].isin(arms) & (summary["sparsity"] > 0)].dropna(subset=[metric])
+    one_sparsity = drawn.empty or drawn.groupby(["dataset", "model"])["sparsity"].nunique().max() == 1
     if one_sparsity:
         return _by_init(name, res, arms, title, summary, metric, error)
     return panels.metric_vs_sparsity(name, res, arms, title, metric, error=error, split_init=True, summary=summary)
@@ -248,10 +248,20 @@ def spp_jsv(res: Results, sparsity: float | None = None) -> Figure:
                                  "line: min–max over all seeds"), handles)
 
 
+def _log_stats(rows: pd.DataFrame, col: str) -> pd.DataFrame:
+    """Per sparsity, the geometric mean of `col` over seeds with its 95% interval (a t interval of the logs)."""
+    d = rows.assign(_lg=np.log10(rows[col].where(rows[col] > 0)))
+    out = panels.seed_stats(d, ["sparsity"], "_lg")
+    for c in ("mean", "lo", "hi"):
+        out[c] = 10.0 ** out[c].astype(float)
+    return out
+
+
 @register("spp_jsv_sparsity", "spp",
           "SPP: mean input–output Jacobian singular value of SNIP-pruned networks against the remaining weights, one "
           "line per initialization scheme (100% = the unpruned network at initialization; open markers: after "
-          "approximate isometry), mean and 95% interval over seeds: how pruning moves each initialization away "
+          "approximate isometry), geometric mean and 95% interval over seeds: how pruning moves each "
+          "initialization away "
           "from dynamical isometry (the paper's signal-propagation analysis; figure number not transcribed)",
           ("SNIP's arms (plain and with AI), trained or measured only",))
 def spp_jsv_sparsity(res: Results) -> Figure:
@@ -270,19 +280,16 @@ def spp_jsv_sparsity(res: Results) -> Figure:
         for init in sorted(sub["init"].dropna().unique()):
             color = CB[inits_all.index(init) % len(CB)]
             rows = sub[(sub["init"] == init) & sub["arm"].isin(plain)]
-            pruned = panels.seed_stats(rows, ["sparsity"], "jsv_prune_mean").assign(density=lambda d: 1 - d["sparsity"])
-            start = panels.seed_stats(rows.assign(sparsity=0.0), ["sparsity"], "jsv_init_mean").assign(density=1.0)
+            pruned = _log_stats(rows, "jsv_prune_mean").assign(density=lambda d: 1 - d["sparsity"])
+            start = _log_stats(rows.assign(sparsity=0.0), "jsv_init_mean").assign(density=1.0)
             line = pd.concat([start, pruned]).sort_values("density", ascending=False)
             if not line.empty:
-                ax.errorbar(line["density"], line["mean"], yerr=[line["mean"] - line["lo"].clip(lower=1e-12),
-                                                                 line["hi"] - line["mean"]],
+                ax.errorbar(line["density"], line["mean"], yerr=[line["mean"] - line["lo"], line["hi"] - line["mean"]],
                             color=color, marker="o", markersize=3.5, linewidth=1.1, elinewidth=0.8, capsize=2,
                             label=f"init {init}")
-            ai = panels.seed_stats(sub[(sub["init"] == init) & sub["arm"].isin(with_ai)], ["sparsity"],
-                                   "jsv_isometry_mean")
+            ai = _log_stats(sub[(sub["init"] == init) & sub["arm"].isin(with_ai)], "jsv_isometry_mean")
             if not ai.empty:
-                ax.errorbar(1 - ai["sparsity"], ai["mean"], yerr=[ai["mean"] - ai["lo"].clip(lower=1e-12),
-                                                                  ai["hi"] - ai["mean"]],
+                ax.errorbar(1 - ai["sparsity"], ai["mean"], yerr=[ai["mean"] - ai["lo"], ai["hi"] - ai["mean"]],
                             color=color, marker="o", fillstyle="none", markersize=4.5, linestyle="none",
                             elinewidth=0.8, capsize=2, label="_ai")
         ax.axhline(1.0, color="black", linewidth=0.6, linestyle=":")
@@ -298,7 +305,8 @@ def spp_jsv_sparsity(res: Results) -> Figure:
     trained = int(df["trained"].sum()) if "trained" in df else len(df)
     return panels.finish(fig, "SPP – mean JSV vs. remaining weights (SNIP masks) – " + jsv_examples_text(df),
                          panels.context_line(res, df, panels.seeds_text(df, ("dataset", "model", "init", "sparsity"))
-                                             + f" · {len(df) - trained} of {len(df)} cells measured only"),
+                                             + f" · {len(df) - trained} of {len(df)} cells measured only",
+                                             stat="geometric mean and 95% interval over seeds"),
                          handles)
 
 
