@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prunebench.library.artifacts import write_checked_text
 from prunebench.report.tables import HISTORY_COLUMNS, LAYERS_COLUMNS, SUMMARY_COLUMNS
 
 PAI_ARMS = ("dense", "random", "magnitude", "snip", "grasp", "synflow", "iter_snip", "force", "prospr",
@@ -176,8 +177,6 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None, diverge=(
 
 def write_table(df: pd.DataFrame, path) -> None:
     """Write a results table as the aggregator does: CSV plus its checksum sidecar."""
-    from prunebench.library.artifacts import write_checked_text
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_checked_text(path, df.to_csv(index=False, lineterminator="\n"))
 

@@ -405,3 +405,19 @@ def test_text_stays_in_the_figure_and_titles_do_not_overlap(name, which, request
             assert all(n in known or "@" in n for n in names), f"{name}: {names}"
             for ln in title.split("\n"):
                 assert not ln.endswith(("(", "+", "·")), f"{name}: line {ln!r} ends mid-phrase"
+
+
+def test_a_dead_dense_seed_is_not_averaged_into_the_reference(tmp_path):
+    """The quick report's LeNet-5 dense baseline was 31 % ± 28 %: one seed at 11.35 % (a constant prediction),
+    one at 51 %. The reference line is the trained seed's, and the panel says one was left out."""
+    s, lay, h = fake_tables(preset="quick", seeds=(0, 1),
+                            grids=[("mnist", "lenet300", ("dense", "snip", "force"), (0.98,), ("kaiming_normal",))])
+    s = s.copy()
+    s.loc[(s["arm"] == "dense") & (s["seed"] == 0), ["final_acc", "best_acc"]] = 0.1135
+    d = tmp_path / "dead"
+    write_table(s, d / "summary.csv")
+    ax = figures.render("force_acc_vs_sparsity", d, "quick").axes[0]
+    dense = [ln for ln in ax.get_lines() if ln.get_label() == "Dense"][0]
+    good = s[(s["arm"] == "dense") & (s["seed"] == 1)]["final_acc"].iloc[0]
+    assert dense.get_ydata()[0] == pytest.approx(good * 100)
+    assert "dense baseline: 1 at chance of 2 seeds left out" in " ".join(t.get_text() for t in ax.texts).replace("\n", " ")

@@ -15,7 +15,7 @@ from prunebench.cli import main
 from prunebench.library.errors import PrunebenchError
 from prunebench.report import claims
 from prunebench.report import data as data_mod
-from prunebench.report.figures import FIGURES
+from prunebench.report.figures import FIGURES, make_figure
 from prunebench.report.replication import regenerate, render_report, without_compute, write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,8 +158,6 @@ def test_the_report_regenerates_from_its_data_folder_byte_identically(results, t
     data = paper / "data" / "quick"
     figs = tmp_path / "figures" / "quick"
     names = ["spp_isometry_error", "spp_forest", "sanity_checks"]
-    from prunebench.report.figures import make_figure
-
     for n in names:
         make_figure(n, results, figs / n, "quick")
     (results / "config.yaml").write_text(yaml.safe_dump({"preset": "quick", "claims": ["spp"], "figures": names}))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prunebench.cli.args import check_creatable, check_number, log
+from prunebench.library.errors import PrunebenchError
+
 HELP = "write the replication report (claims with verdicts), from results or from paper/data/<preset>"
 
 
@@ -46,8 +49,6 @@ def parse(argv):
 
 def run(args) -> None:
     # lazy: the report imports matplotlib and pandas, which other commands do not need
-    from prunebench.cli.args import check_creatable, check_number, log
-    from prunebench.library.errors import PrunebenchError
     from prunebench.report.data import record_run
     from prunebench.report.replication import default_outputs, regenerate, write_report
 

@@ -39,7 +39,7 @@ from prunebench.library.pruners.registry import paper_vs_code as at_init_paper_v
 from prunebench.library.pruners.registry import resolve_options
 from prunebench.pipeline.grid import cell_dir, expand, load_config
 from prunebench.report.tables import HISTORY as _HISTORY
-from prunebench.report.tables import JSV_STAGES, JSV_STATS
+from prunebench.report.tables import JSV_STATS
 from prunebench.report.tables import KEYS as _KEYS
 from prunebench.report.tables import LAYERS as _LAYERS
 from prunebench.report.tables import SUMMARY as _SUMMARY

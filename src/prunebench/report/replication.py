@@ -23,6 +23,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from prunebench.library.artifacts import atomic_path
 from prunebench.report import claims as claims_mod
 from prunebench.report import data as data_mod
@@ -101,10 +103,24 @@ def _method_note(papers, run: dict) -> str:
         "every claim, the **pooled** difference across its settings is a random-effects estimate (" +
         stats.Pooled(0, 0, 0, 0, 0, 0, 0, 0).method + "), and every setting shows its **minimum detectable "
         f"effect** (one-sided α = {stats.ALPHA:g}, power {stats.POWER:g}, at this run's seeds and spread). "
-        "Seeds that diverged or stayed at chance are failures: counted in the trainability table, shown in "
-        "every claim row, never averaged in. Accuracies are the number each paper's official test script "
+        "A seed that diverged has no value on a metric measured after its divergence: it is counted in every "
+        "claim row and in the trainability table, never averaged in; a seed that trained but stayed at chance "
+        "keeps its measured accuracy and is counted in the trainability table. Accuracies are the number each "
+        "paper's official test script "
         "reports" + (": " + "; ".join(protocols) if protocols else "") + ". Paper numbers are printed only where "
         "transcribed, with ours − theirs and its interval.")
+
+
+def _grid_note(summary, protocol) -> str:
+    """Where the run's evaluations are not the code's checkpoints, say what stands in for them."""
+    trained = summary[summary["trained"].map(bool)] if "trained" in summary.columns else summary
+    every = pd.to_numeric(trained.get("eval_every"), errors="coerce") if len(trained) else pd.Series(dtype=float)
+    grids = sorted({"once per epoch" if pd.isna(v) else f"every {int(v)} steps" for v in every})
+    if grids == [f"every {protocol.checkpoint_every} steps"] or not grids:
+        return ""
+    return (f". In this run the evaluations ({', '.join(grids)}) stand in for the code's checkpoints every "
+            f"{protocol.checkpoint_every} iterations: `{protocol.metric}` is the best of each run's last "
+            f"{protocol.keep_last} evaluations")
 
 
 def _figure_lines(names, figures_dir, embed_dir, out: Path) -> list:
@@ -177,7 +193,7 @@ def render_report(results, claims_paths=None, out="paper/replication.md", preset
             lines += [md(p.meta["notes"]), ""]
         if p.protocol is not None:
             lines += [f"Official test protocol: {p.protocol.describe()}. {md(p.protocol.note)} "
-                      f"(code: {md(p.protocol.source)})", ""]
+                      f"(code: {md(p.protocol.source)}){_grid_note(frame, p.protocol)}", ""]
         arms = paper_arms(p, res)
         methods = sorted({res.arms[a].method for a in arms if a in res.arms})
         lines += sections.replication_summary(p, config, verdicts, methods, run)

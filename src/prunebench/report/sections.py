@@ -71,7 +71,7 @@ def run_block(run: dict, data_label: str, regenerate: str) -> list:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.2g} h" if seconds >= 360 else f"{seconds / 60:.2g} min"
+    return f"{seconds / 3600:.2g} h" if seconds >= 3600 else f"{seconds / 60:.2g} min"
 
 
 def compute(summary: pd.DataFrame) -> list:

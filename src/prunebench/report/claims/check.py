@@ -25,7 +25,7 @@ import pandas as pd
 from prunebench.library.errors import PrunebenchError
 from prunebench.report import stats
 from prunebench.report.arms import ablation_of, catalog
-from prunebench.report.claims.samples import (SETTING, Operand, Sample, apply_where, compare, names_match, operand,
+from prunebench.report.claims.samples import (SETTING, Sample, apply_where, compare, names_match, operand,
                                               prepare, setting_dict)
 from prunebench.report.outcomes import with_metrics
 

@@ -5,7 +5,6 @@ sparse mask) is the summary's `start` column."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
 from prunebench.library.methods import during

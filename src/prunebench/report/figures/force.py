@@ -47,6 +47,7 @@ def force_walltime(res: Results, metric: str = "final_acc", max_sparsity: float 
         sub = sub[sub["sparsity"] == s]
         used.append(sub)
         acc = panels.seed_stats(sub, ["arm"], metric).set_index("arm")
+        acc[["lo", "hi"]] = acc[["lo", "hi"]].clip(*panels.ACCURACY_RANGE)
         tim = panels.seed_stats(sub, ["arm"], "prune_time_s").set_index("arm")
         missing = []
         for arm in arms:

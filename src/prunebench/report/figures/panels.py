@@ -24,7 +24,7 @@ from prunebench.report.arms import Arm, lookup
 from prunebench.report.figures.look import DATASET_LABELS, DPI, LEGEND_SIZE, TITLE_SIZE
 from prunebench.report.figures.registry import FIGURES
 from prunebench.report.figures.text import SEP, fit_phrases, fit_title, phrases, text_width
-from prunebench.report.outcomes import AT_CHANCE, DIVERGED, outcomes
+from prunebench.report.outcomes import AT_CHANCE, DIVERGED, TRAINED, outcomes
 from prunebench.report.tables import Results
 
 log = logging.getLogger("prunebench.report.figures")
@@ -295,11 +295,19 @@ def min_span(ax, span: float = MIN_SPAN_PCT, floor: float | None = 0.0, ceil: fl
 
 
 # ------------------------------------------------------------------------------------------------ marks
-def points(ax, x, agg: pd.DataFrame, arm: Arm, scale: Callable, connect=True, label=None, markersize=4.5):
-    """An arm's means at `x` with their 95% intervals as error bars (visible at a single x)."""
+ACCURACY_RANGE = (0.0, 1.0)
+
+
+def points(ax, x, agg: pd.DataFrame, arm: Arm, scale: Callable, connect=True, label=None, markersize=4.5,
+           bounds=ACCURACY_RANGE):
+    """An arm's means at `x` with their 95% intervals as error bars (visible at a single x), the intervals
+    clipped to the metric's range `bounds` (an accuracy cannot leave [0, 1]; None: unbounded)."""
     st = arm.style
     y = scale(agg["mean"].to_numpy())
-    lo, hi = scale(agg["lo"].to_numpy()), scale(agg["hi"].to_numpy())
+    lo, hi = agg["lo"].to_numpy(dtype=float), agg["hi"].to_numpy(dtype=float)
+    if bounds is not None:
+        lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
+    lo, hi = scale(lo), scale(hi)
     ylo, yhi = np.minimum(lo, hi), np.maximum(lo, hi)
     ax.errorbar(x, y, yerr=[y - ylo, yhi - y], color=st["color"], marker=st["marker"],
                 linestyle=st["linestyle"] if connect and len(agg) > 1 else "none", fillstyle=st["fillstyle"],
@@ -308,30 +316,32 @@ def points(ax, x, agg: pd.DataFrame, arm: Arm, scale: Callable, connect=True, la
 
 
 def dense_reference(ax, res: Results, key: dict, metric: str, scale: Callable,
-                    summary: pd.DataFrame | None = None) -> bool:
+                    summary: pd.DataFrame | None = None, where: str = "bottom") -> bool:
     """The dense baseline of a panel's setting as a horizontal line with its 95% band. Where it has no result,
-    the panel says why. True when drawn. `summary`: the table to read (one with derived metrics)."""
+    the panel says why (a note at the `where` edge: away from the data). True when drawn. `summary`: the table
+    to read (one with derived metrics)."""
     dense = [a.name for a in res.arms.values() if a.method == "dense"]
     rows = match(select(res.summary if summary is None else summary, dense), key)
     arm = lookup(res.arms, dense[0]) if dense else None
     if rows.empty:
-        note(ax, "dense baseline not run")
+        note(ax, "dense baseline not run", where)
         return False
-    vals = rows[metric].dropna() if metric in rows.columns else pd.Series(dtype=float)
     out = outcomes(rows, metric)
+    good = rows[out == TRAINED]  # a diverged or dead (at chance) seed is not a baseline: said, not averaged in
+    vals = good[metric].dropna() if metric in good.columns else pd.Series(dtype=float)
     failed = {k: int((out == k).sum()) for k in (DIVERGED, AT_CHANCE)}
     bad = ", ".join(f"{n} {k}" for k, n in failed.items() if n)
     if vals.empty:
-        note(ax, f"dense baseline: no result ({bad or 'no value'} of {len(rows)} seeds)")
+        note(ax, f"dense baseline: no result ({bad or 'no value'} of {len(rows)} seeds)", where)
         return False
     st = arm.style
-    agg = seed_stats(rows.assign(_k=0), ["_k"], metric).iloc[0]
-    m, lo, hi = scale(agg["mean"]), scale(agg["lo"]), scale(agg["hi"])
+    agg = seed_stats(good.assign(_k=0), ["_k"], metric).iloc[0]
+    m, lo, hi = scale(agg["mean"]), scale(np.clip(agg["lo"], *ACCURACY_RANGE)), scale(np.clip(agg["hi"], *ACCURACY_RANGE))
     ax.axhline(m, color=st["color"], linestyle=st["linestyle"], linewidth=1.0, label=arm.label)
     if hi != lo:
         ax.axhspan(min(lo, hi), max(lo, hi), color=st["color"], alpha=0.07, linewidth=0)
     if bad:
-        note(ax, f"dense baseline: {bad} of {len(rows)} seeds left out")
+        note(ax, f"dense baseline: {bad} of {len(rows)} seeds left out", where)
     return True
 
 
@@ -371,7 +381,8 @@ def metric_vs_sparsity(name: str, res: Results, arms, title: str, metric="final_
             points(ax, (1 - a["sparsity"].to_numpy()) * dodge, a, lookup(res.arms, arm), scale)
         ref = dict(key, init=sub["init"].iloc[0]) if "init" not in key and sub["init"].nunique() == 1 else key
         if with_dense:
-            dense_reference(ax, res, {k: v for k, v in ref.items() if k != "sparsity"}, metric, scale, summary)
+            dense_reference(ax, res, {k: v for k, v in ref.items() if k != "sparsity"}, metric, scale, summary,
+                            "top" if error else "bottom")
         density_axis(ax, 1 - sub["sparsity"])
         ax.set_ylabel(metric_label(metric, error))
         min_span(ax)

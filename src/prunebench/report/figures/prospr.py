@@ -69,6 +69,7 @@ def prospr_meta_steps(res: Results, metric: str = "final_acc", init: str | None 
                 missing.append(f"snip@{panels.pct(s)}%")
             used.append(sn)
             agg = panels.seed_stats(pd.concat([sn, pts]) if len(sn) else pts, ["M"], metric).sort_values("M")
+            agg[["lo", "hi"]] = agg[["lo", "hi"]].clip(*panels.ACCURACY_RANGE)
             frac = k / max(len(all_sps) - 1, 1)  # light → dark purple as sparsity grows
             color = tuple(float(c) for c in light + (dark - light) * frac)
             x, y = agg["M"].to_numpy(), agg["mean"].to_numpy() * 100

@@ -14,6 +14,10 @@ from prunebench.report.figures.registry import register
 from prunebench.report.tables import Results
 
 
+def _percent(v):
+    return np.asarray(v) * 100
+
+
 def ablated_arms(arms: dict) -> dict:
     """{arm: [names of its ablation arms, in the ablation table's order]} over a catalogue of arms."""
     out = {}
@@ -45,7 +49,6 @@ def sanity_checks(res: Results, metric: str = "final_acc") -> Figure:
     chosen = [(dict(key, init=i), part) for key, sub in panels.split_panels(df, extra=())
               for i, part in sub.groupby(sub["init"].fillna("unknown"), sort=True)]
     fig, axes = panels.grid(len(chosen), ncols=min(len(chosen), 2), panel_w=3.3, panel_h=2.1)
-    scale = lambda v: np.asarray(v) * 100  # noqa: E731
     for ax, (key, sub) in zip(axes, chosen):
         agg = panels.seed_stats(sub, ["arm", "sparsity"], metric)
         bases = [b for b in abl if b in set(sub["arm"]) or any(lookup(res.arms, a).ablation_of == b
@@ -53,8 +56,8 @@ def sanity_checks(res: Results, metric: str = "final_acc") -> Figure:
         present, missing = panels.arm_rows(agg, [arm for base in bases for arm in [base] + abl[base]])
         for arm, a in present:
             a = a.sort_values("sparsity")
-            panels.points(ax, 1 - a["sparsity"].to_numpy(), a, lookup(res.arms, arm), scale)
-        panels.dense_reference(ax, res, key, metric, scale)
+            panels.points(ax, 1 - a["sparsity"].to_numpy(), a, lookup(res.arms, arm), _percent)
+        panels.dense_reference(ax, res, key, metric, _percent)
         panels.density_axis(ax, 1 - sub["sparsity"])
         ax.set_ylabel("test accuracy (%)")
         panels.min_span(ax)

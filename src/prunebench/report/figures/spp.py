@@ -18,7 +18,7 @@ from prunebench.report.claims.files import paper_claims
 from prunebench.report.figures import panels
 from prunebench.report.figures.look import CB, DARK_GREY
 from prunebench.report.figures.registry import register
-from prunebench.report.outcomes import with_metrics
+from prunebench.report.outcomes import TRAINED, outcomes, with_metrics
 from prunebench.report.tables import JSV_STAGES, Results
 
 PAPER = "spp"
@@ -87,13 +87,15 @@ def _by_init(name: str, res: Results, arms: list, title: str, summary: pd.DataFr
         no_dense = []
         for i, init in enumerate(inits):
             d = panels.match(dense_rows, {"dataset": key["dataset"], "model": key["model"], "init": init})
+            d = d[outcomes(d, metric) == TRAINED] if len(d) else d  # diverged / dead seeds: no baseline
             vals = d[metric].dropna()
             if vals.empty:
                 no_dense.append(init)
                 continue
             st = lookup(res.arms, dense[0]).style
             agg_d = panels.seed_stats(d.assign(_k=0), ["_k"], metric).iloc[0]
-            m, lo, hi = scale(agg_d["mean"]), scale(agg_d["lo"]), scale(agg_d["hi"])
+            bounds = panels.ACCURACY_RANGE
+            m, lo, hi = scale(agg_d["mean"]), scale(np.clip(agg_d["lo"], *bounds)), scale(np.clip(agg_d["hi"], *bounds))
             ax.hlines(m, i - 0.42, i + 0.42, color=st["color"], linestyle=st["linestyle"], linewidth=1.0,
                       label=lookup(res.arms, dense[0]).label)
             if hi != lo:
@@ -135,7 +137,10 @@ def _comparison(name: str, res: Results, what: str, title: str, metric: str | No
     arms = [a for pair in pairs for a in pair]
     summary = complete_pairs(summary, pairs)
     drawn = summary[summary["arm"].isin(arms) & (summary["sparsity"] > 0)].dropna(subset=[metric])
-    one_sparsity = drawn.empty or drawn.groupby(["dataset", "model"])["sparsity"].nunique().max() == 1
+    if drawn.empty:
+        return panels.placeholder(name, f"no setting where an arm and its twin differing by {what} both have "
+                                        f"{metric}", res)
+    one_sparsity = drawn.groupby(["dataset", "model"])["sparsity"].nunique().max() == 1
     if one_sparsity:
         return _by_init(name, res, arms, title, summary, metric, error)
     return panels.metric_vs_sparsity(name, res, arms, title, metric, error=error, split_init=True, summary=summary)
@@ -329,7 +334,8 @@ def spp_training_loss(res: Results) -> Figure:
         agg = panels.seed_stats(sub, ["arm", "step"], "train_loss")
         present, missing = panels.arm_rows(agg, arms)
         for arm, a in present:
-            panels.points(ax, a["step"].to_numpy(), a, lookup(res.arms, arm), lambda v: np.asarray(v), markersize=3)
+            panels.points(ax, a["step"].to_numpy(), a, lookup(res.arms, arm), lambda v: np.asarray(v), markersize=3,
+                          bounds=(1e-6, np.inf))
         ax.set_yscale("log")
         panels.log_ticks(ax.yaxis, lambda v: f"{v:g}")
         ax.set_xlabel("iterations")
