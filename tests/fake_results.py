@@ -126,7 +126,7 @@ def fake_tables(preset="test", seeds=(0, 1), drop_arms=(), grids=None, diverge=(
                             isometry=bool(spec.get("isometry")), supervision=spec.get("supervision", "supervised"),
                             meta_steps=spec.get("meta_steps", np.nan), start=spec.get("start", "init"),
                             options=json.dumps(spec.get("options", {}), sort_keys=True), source_note=_NOTE[dataset],
-                            device="cpu", commit="0123abc",
+                            device="cpu",
                         )
                         for stage in ("init", "prune", "isometry"):
                             for st in ("mean", "std", "min", "max"):

@@ -4,14 +4,14 @@ report; the schema, column by column, is `prunebench.report.tables`).
 summary.csv  one row per cell: what the grid knows of the cell (its arm's method, ablation, isometry,
              supervision, meta-steps, start and resolved options; whether it is trained at all) and its outcome
              (final/best accuracy, realised density, collapse, divergence and its step, JSV statistics with the
-             number of examples of each stage, the commit of the code that trained it)
+             number of examples of each stage)
 layers.csv   one row per (cell, layer): per-layer density of the mask (at-init) or final mask (FGGP/GMP)
 history.csv  one row per (cell, evaluation): lr, losses, accuracies, mask density
 timing.csv   one row per cell: pruning wall time / peak memory, training time, images/s. Timings are the
              only non-deterministic numbers, so they live apart: every other table is byte-stable.
 metrics.json mean final accuracy per (dataset, model, init, arm, sparsity) over the seeds that did not diverge,
              and the number of diverged seeds per such setting, for `dvc metrics show/diff`.
-run.json     where the cells came from: the git commits recorded in the cells' manifests (and how many cells record
+run.json     run metadata, like the timings not byte-stable across runs: the git commits recorded in the cells' manifests (and how many cells record
              none: a sweep cell has no training manifest), the command that ran
              the pipeline (`--command`, or the environment variable PRUNEBENCH_COMMAND), and the paper-vs-code
              option notes of the methods the preset ran (so that the report needs no pruner code).
@@ -143,15 +143,14 @@ def cell_rows(cell, root: Path, data_notes: dict, arm_spec: dict | None = None):
                "jsv_examples": cell.get("pruning", {}).get("jsv_examples", JSV_EXAMPLES_DEFAULT) if cell.get("jsv") else "",
                "source_note": data_notes.get(cell["dataset"], cell["dataset"]),
                "device": manifest.get("device", ""),
-               "cell_hash": prune.get("cell_hash") or manifest.get("config", {}).get("cell_hash", ""),
-               "commit": manifest.get("git_commit", "")}
+               "cell_hash": prune.get("cell_hash") or manifest.get("config", {}).get("cell_hash", "")}
     timing = {**keys, "init": cell["init"], "prune_time_s": timing_p.get("scoring_s", timing_p.get("wall_s")),
               "prune_peak_mb": timing_p.get("peak_mb"), "train_time_s": timing_t.get("train_s"),
               "images_per_s": timing_t.get("images_per_s")}
     lrows = [{**keys, "init": cell["init"], "layer_index": i, "layer": r["name"], "numel": r["numel"],
               "kept": r["kept"], "density": r["density"]} for i, r in enumerate(layers or [])]
     hrows = [{**keys, "init": cell["init"], **{k: h.get(k) for k in HISTORY if k in h}} for h in metrics["history"]]
-    return summary, timing, lrows, hrows
+    return summary, timing, lrows, hrows, manifest.get("git_commit", "")
 
 
 def paper_vs_code_rows(methods) -> list:
@@ -171,13 +170,14 @@ def aggregate(config_path, results_root: Path = Path("results"), command: str | 
         man = out / "data" / f"{ds}.json"
         if man.exists():
             data_notes[ds] = read_json(man).get("source_note", ds)
-    summary, timing, layers, history = [], [], [], []
+    summary, timing, layers, history, commits = [], [], [], [], []
     for cell in expand(cfg):
         d = Path(cell_dir(cell, str(root)))
         need = "metrics.json" if cell.get("trained", True) else "prune.json"
         if not (d / need).exists():
             raise PrunebenchError(f"missing results of cell {d} (run the pipeline first)")
-        s, t, l, h = cell_rows(cell, root, data_notes, cfg["arms"][cell["arm"]])
+        s, t, l, h, commit = cell_rows(cell, root, data_notes, cfg["arms"][cell["arm"]])
+        commits.append(commit)
         summary.append(s)
         timing.append(t)
         layers += l
@@ -187,9 +187,8 @@ def aggregate(config_path, results_root: Path = Path("results"), command: str | 
     write_csv(out / "layers.csv", LAYERS, layers)
     write_csv(out / "history.csv", HISTORY, history)
     write_json(out / "metrics.json", {"preset": cfg["preset"], "cells": len(summary), **final_acc_means(summary)})
-    commits = sorted({r["commit"] for r in summary if r["commit"]})
-    run = {"preset": cfg["preset"], "cells": len(summary), "commits": commits,
-           "cells_without_commit": sum(1 for r in summary if not r["commit"]),
+    run = {"preset": cfg["preset"], "cells": len(summary), "commits": sorted({c for c in commits if c}),
+           "cells_without_commit": sum(1 for c in commits if not c),
            "command": command if command is not None else os.environ.get(COMMAND_ENV),
            "paper_vs_code": paper_vs_code_rows(sorted({r["method"] for r in summary}))}
     write_json(out / RUN_FILE, run)

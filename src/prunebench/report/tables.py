@@ -8,8 +8,8 @@ summary.csv  SUMMARY: one row per cell: what the grid knows of it (dataset, mode
              ProsPr's `meta_steps`, the during-training `start`, every resolved method option as JSON in
              `options`, whether it is `trained` (false: a prune + JSV sweep cell), the planned `max_steps` and
              `eval_every`), its outcome (final/best accuracy, realised density, collapse, `diverged` and the
-             step it was detected at), JSV statistics with the number of examples each stage measured, and
-             the git commit of the code that trained it
+             step it was detected at), JSV statistics with the number of examples each stage measured (the
+             commits that made the cells are run metadata: run.json, so that the tables stay byte-stable)
 layers.csv   LAYERS: one row per (cell, layer): density of the mask (at-init) or final mask (FGGP/GMP)
 history.csv  HISTORY: one row per (cell, epoch)
 timing.csv   TIMING: one row per cell; timings are the only non-deterministic numbers, so they live apart
@@ -43,7 +43,7 @@ SUMMARY = (("preset",) + KEYS + ("init", "ablation", "ablation_of", "trained", "
                                  "eval_every", "final_acc", "best_acc", "final_loss", "collapsed", "diverged",
                                  "diverged_step", "layers", "isometry", "supervision", "meta_steps", "start",
                                  "options")
-           + JSV_COLUMNS + JSV_EXAMPLES + ("jsv_examples", "source_note", "device", "cell_hash", "commit"))
+           + JSV_COLUMNS + JSV_EXAMPLES + ("jsv_examples", "source_note", "device", "cell_hash"))
 TIMING_VALUES = ("prune_time_s", "prune_peak_mb", "train_time_s", "images_per_s")
 TIMING = KEYS + ("init",) + TIMING_VALUES
 LAYERS = KEYS + ("init", "layer_index", "layer", "numel", "kept", "density")
@@ -65,7 +65,7 @@ NUMERIC = {
     "test_acc", "jsv_examples",
 } | set(JSV_COLUMNS) | set(JSV_EXAMPLES)
 _TEXT = ("dataset", "model", "arm", "method", "init", "ablation", "ablation_of", "start", "supervision",
-         "source_note", "device", "preset", "layer", "commit", "cell_hash", "options")
+         "source_note", "device", "preset", "layer", "cell_hash", "options")
 FLAGS = ("isometry", "diverged", "trained")
 
 
