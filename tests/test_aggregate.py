@@ -65,3 +65,39 @@ def test_every_seed_diverged_is_no_mean(tmp_path):
     m = json.loads((root / "agg" / "metrics.json").read_text())
     assert m["final_acc_mean"]["mnist/mlp-3-tanh/orthogonal/snip/s0.9"] is None
     assert m["diverged"]["mnist/mlp-3-tanh/orthogonal/snip/s0.9"] == 2
+
+
+def test_arms_are_columns_and_sweep_cells_need_no_training(tmp_path):
+    """What the grid knows of a cell is written as columns (issue 18 s3): the ablated arm, the resolved options;
+    a `trained: false` cell (prune + JSV only) is aggregated from its prune.json; run.json has the commits."""
+    cfg = {**CONFIG, "arms": {"snip": {"method": "snip"}, "snip_shuffle": {"of": "snip", "ablation": "shuffle"}},
+           "grid": [dict(CONFIG["grid"][0], arms=["snip", "snip_shuffle"], inits=["orthogonal"], seeds=[0]),
+                    dict(CONFIG["grid"][0], arms=["snip"], inits=["orthogonal"], seeds=[0], sparsities=[0.5],
+                         trained=False)]}
+    cfg_path = tmp_path / "agg.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    root = tmp_path / "results"
+    jsv = {"mean": 0.5, "std": 0.1, "min": 0.1, "max": 0.9, "n": 70}          # 7 examples x 10 singular values
+    for cell in expand(load_config(cfg_path)):
+        d = Path(cell_dir(cell, str(root)))
+        d.mkdir(parents=True)
+        write_json(d / "prune.json", {"jsv_init": jsv, "jsv_prune": jsv, "density": 0.5, "cell_hash": "h"})
+        if cell.get("trained", True):
+            write_json(d / "metrics.json", {"final_acc": 0.9, "best_acc": 0.91, "density": 0.1, "epochs": 1,
+                                            "history": [{"epoch": 1, "step": 10, "test_acc": 0.9}]})
+            write_json(d / "manifest.json", {"git_commit": "abc123", "device": "cpu"})
+    aggregate(cfg_path, root, command="snakemake figures")
+    s = pd.read_csv(root / "agg" / "summary.csv")
+    shuffle = s[s["arm"] == "snip_shuffle"].iloc[0]
+    assert (shuffle["ablation"], shuffle["ablation_of"], shuffle["method"]) == ("shuffle", "snip", "snip")
+    options = json.loads(shuffle["options"])
+    assert options["shuffle"] is True and "bn_mode" in options          # every option, defaults filled in
+    sweep = s[s["sparsity"] == 0.5].iloc[0]
+    assert not sweep["trained"] and pd.isna(sweep["final_acc"]) and sweep["jsv_prune_examples"] == 7
+    assert bool(s[s["sparsity"] == 0.9]["trained"].all())
+    run = json.loads((root / "agg" / "run.json").read_text())
+    assert run["commits"] == ["abc123"] and run["cells_without_commit"] == 1 and run["command"] == "snakemake figures"
+    assert {r["method"] for r in run["paper_vs_code"]} == {"snip"}
+    m = json.loads((root / "agg" / "metrics.json").read_text())
+    assert list(m["final_acc_mean"]) == ["mnist/mlp-3-tanh/orthogonal/snip/s0.9",
+                                         "mnist/mlp-3-tanh/orthogonal/snip_shuffle/s0.9"]

@@ -13,10 +13,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
 from fake_results import fake_tables, write_fake_results, write_table
-from prunebench.report import figures
-from prunebench.report.papers import PAPERS
-from prunebench.report.arms import ARM_LABELS, arm_label
 from prunebench.library.errors import PrunebenchError
+from prunebench.library.methods import METHODS
+from prunebench.library.schedules import cubic
+from prunebench.report import figures
+from prunebench.report.arms import catalog, lookup
+from prunebench.report.figures.fggp import schedule_density
+from prunebench.report.papers import PAPERS
+from prunebench.report.tables import load_results
 
 NAMES = sorted(figures.FIGURES)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -41,10 +45,15 @@ def _titles(fig):
     return "\n".join(ax.get_title() for ax in fig.axes)
 
 
+def _labels(ax) -> set:
+    return set(ax.get_legend_handles_labels()[1])
+
+
 def test_registry_is_complete():
     expected = {"force_acc_vs_sparsity", "force_walltime", "force_layer_density", "spp_jsv", "spp_isometry_error",
-                "spp_supervision", "prospr_acc_vs_sparsity", "prospr_meta_steps", "fggp_accuracy", "fggp_schedule",
-                "fggp_ranks", "sanity_checks"}
+                "spp_supervision", "spp_jsv_sparsity", "spp_training_loss", "prospr_acc_vs_sparsity",
+                "prospr_meta_steps", "fggp_accuracy", "fggp_schedule", "fggp_ranks", "sanity_checks"} | {
+                    f"{p}_forest" for p in PAPERS}
     assert set(figures.FIGURES) == expected
     for name, spec in figures.FIGURES.items():
         assert spec.name == name and callable(spec.function) and spec.paper in PAPERS
@@ -132,29 +141,43 @@ def test_a_changed_table_is_a_checksum_error(tmp_path, full):
     data[len(data) // 2] ^= 0x01  # one flipped bit
     (bad / "summary.csv").write_bytes(bytes(data))
     with pytest.raises(PrunebenchError, match="checksum mismatch in results table .*summary.csv"):
-        figures.load_results(bad, "quick")
+        load_results(bad, "quick")
     (bad / "summary.csv.sha256").unlink()
     with pytest.raises(PrunebenchError, match="has no checksum file"):
-        figures.load_results(bad, "quick")
+        load_results(bad, "quick")
 
 
-def test_one_style_per_arm():
-    pairs = [(st["color"], st["marker"], st["linestyle"], st.get("fillstyle", "full"))
-             for st in figures.ARM_STYLES.values()]
-    assert len(set(pairs)) == len(pairs)
-    assert len({(c, m) for c, m, _, _ in pairs}) == len(pairs)
-    assert figures.arm_style("snip_ai")["color"] == figures.arm_style("snip")["color"]
-    assert figures.arm_style("snip_ai")["fillstyle"] == "none"
-    assert figures.arm_style("fggp_sparse")["color"] == figures.arm_style("fggp")["color"]
-    assert figures.arm_style("prospr_m5") == figures.arm_style("prospr")
-    assert figures.arm_style("someday_new") == figures.arm_style("someday_new")
-    assert figures.arm_label("iter_snip_ai") == "Iter SNIP + AI" and figures.arm_label("prospr_m5") == "ProsPr (M=5)"
+def test_one_style_per_arm(full):
+    arms = load_results(full, "quick").arms
+    plain = [a for a in arms.values() if a.known and not a.is_variant and a.meta_steps is None and a.start == "init"]
+    styles = [(a.style["color"], a.style["marker"]) for a in plain]
+    assert len(set(styles)) == len(styles) and {a.method for a in plain} >= {"snip", "force", "grasp", "random"}
+    assert arms["snip_ai"].style["color"] == arms["snip"].style["color"] and arms["snip_ai"].style["fillstyle"] == "none"
+    assert arms["fggp_sparse"].style["color"] == arms["fggp"].style["color"]
+    assert arms["snip_ai"].label == "SNIP + AI" and arms["prospr_m5"].label == "ProsPr (M=5)"
+    assert arms["snip_unsup"].label == "SNIP (unsup.)" and arms["fggp_sparse"].label == "FGGP (50% sparse start)"
+    assert arms["snip_shuffle"].label == "SNIP (layer-wise shuffle)"
+    assert lookup(arms, "someday_new").style == lookup(arms, "someday_new").style
 
 
-def test_cubic_schedule():
-    assert figures.cubic_density(0.0, 1.0, 0.1) == pytest.approx(1.0)
-    assert figures.cubic_density(0.4, 1.0, 0.1) == pytest.approx(0.1 + 0.9 * 0.5 ** 3)
-    assert figures.cubic_density([0.8, 1.0], 0.5, 0.02) == pytest.approx([0.02, 0.02])
+def test_labels_and_styles_come_from_columns_not_names():
+    """An arm named anything gets its label from what the grid says it runs; two arms the columns cannot tell
+    apart get their names added and styles of their own."""
+    s = pd.DataFrame([dict(arm="x1", method="force", isometry=False), dict(arm="x2", method="force", isometry=False),
+                      dict(arm="ai", method="snip", isometry=True), dict(arm="z", method="snip", ablation="invert",
+                                                                         ablation_of="ai")])
+    arms = catalog(s)
+    assert arms["x1"].label == "FORCE" and arms["x2"].label == "FORCE [x2]"
+    assert arms["x1"].style != arms["x2"].style
+    assert arms["ai"].label == "SNIP + AI" and arms["z"].label == "SNIP + AI (inverted scores)"
+    assert list(arms) == ["ai", "z", "x1", "x2"]  # method-table order (SNIP before FORCE), ablations after
+    assert METHODS["force"].label == "FORCE"
+
+
+def test_cubic_schedule_is_the_librarys():
+    assert schedule_density(0.0, 1.0, 0.1) == pytest.approx(1.0)
+    assert schedule_density(0.4, 1.0, 0.1) == pytest.approx(cubic(0.5, 1.0, 0.1)) == pytest.approx(0.1 + 0.9 * 0.5 ** 3)
+    assert schedule_density([0.8, 1.0], 0.5, 0.02) == pytest.approx([0.02, 0.02])
 
 
 def test_make_all_figures(full, tmp_path):
@@ -174,7 +197,7 @@ def test_preset_filter_reaches_layers_and_history(full, tmp_path):
             b["preset"] = "other"
         b["seed"] = b["seed"] + 100
         write_table(pd.concat([a, b]), both / name)
-    res = figures.load_results(both, "quick")
+    res = load_results(both, "quick")
     assert set(res.summary["seed"]) == {0, 1} and set(res.layers["seed"]) == {0, 1}
     assert set(res.history["seed"]) == {0, 1}
 
@@ -220,11 +243,10 @@ def test_schedule_panels_split_by_init_too(tmp_path):
 def test_sanity_checks_draws_each_method_beside_its_ablations(full):
     fig = figures.render("sanity_checks", full, "quick")
     assert len(fig.axes) == 1 and "init kaiming_normal" in fig.axes[0].get_title()
-    labels = {ln.get_label() for ln in fig.axes[0].get_lines()}
     assert {"SNIP", "SNIP (layer-wise shuffle)", "SNIP (inverted scores)", "SNIP (reinitialized)", "FORCE",
-            "FORCE (layer-wise shuffle)", "Dense"} <= labels
-    snip = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "SNIP"][0]
-    inv = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "SNIP (inverted scores)"][0]
+            "FORCE (layer-wise shuffle)", "Dense"} <= _labels(fig.axes[0])
+    bars = {c.get_label(): c for c in fig.axes[0].containers}
+    snip, inv = bars["SNIP"].lines[0], bars["SNIP (inverted scores)"].lines[0]
     assert len(snip.get_xdata()) == 3 and snip.get_ydata()[0] > inv.get_ydata()[0]
 
 
@@ -233,30 +255,106 @@ def test_sanity_checks_notes_missing_ablations_and_placeholder(tmp_path):
     fig = figures.render("sanity_checks", d, "quick")
     t = fig.axes[0].get_title().replace("\n", " ")
     assert t.endswith("not run: FORCE")  # its shuffle ran; an ablation run nowhere is not expected
-    assert "SNIP (inverted scores)" not in {ln.get_label() for ln in fig.axes[0].get_lines()}
+    assert "SNIP (inverted scores)" not in _labels(fig.axes[0])
     d = write_fake_results(tmp_path / "b", preset="quick", seeds=(0,),
                            drop_arms=("snip_shuffle", "snip_invert", "snip_reinit", "force_shuffle"))
     fig = figures.render("sanity_checks", d, "quick")
     assert not fig.axes and "ablation" in fig.texts[0].get_text()
 
 
-def test_the_report_embeds_the_sanity_figure_where_claims_need_it():
-    spec = figures.FIGURES["sanity_checks"]
-    assert "beats_ablation" in spec.claim_kinds
+# ------------------------------------------------------------------------------ what the review asked for
+def _spp_mnist(tmp_path, seeds=(0, 1, 2), dense_diverged=True):
+    """An spp-mnist-like grid: one sparsity, four inits, SNIP / SNIP + AI / unsupervised SNIP / dense, with the
+    runs' histories (every 1000 of 10000 steps); the dense runs of every init but one diverged."""
+    inits = ("kaiming_normal", "lecun_normal", "spp_orthogonal", "xavier_normal")
+    s, lay, h = fake_tables(preset="spp-mnist", seeds=seeds,
+                            grids=[("mnist", "mlp-7-tanh", ("dense", "snip", "snip_ai", "snip_unsup"), (0.9,), inits)])
+    s = s.copy()
+    s["max_steps"], s["eval_every"] = 500, 100
+    if dense_diverged:
+        bad = (s["arm"] == "dense") & (s["init"] != "spp_orthogonal")
+        s.loc[bad, ["diverged", "final_acc"]] = [True, np.nan]
+        s.loc[bad, "diverged_step"] = 100
+        h = h[~h.set_index(["arm", "init"]).index.isin(s.loc[bad, ["arm", "init"]].apply(tuple, axis=1))]
+    d = tmp_path / "spp"
+    for df, n in ((s, "summary.csv"), (lay, "layers.csv"), (h, "history.csv")):
+        write_table(df, d / n)
+    return d
 
 
-# ------------------------------------------------------------------------------ spp_jsv
-def test_spp_jsv_states_the_number_of_examples(tmp_path):
+def test_one_sparsity_draws_error_bars_per_init_on_the_claims_metric(tmp_path):
+    """The review: bands over one x were invisible, the metric was not the claims', the dense reference was
+    silently missing. Now: error bars, official_acc, and a note where the baseline has no result."""
+    fig = figures.render("spp_isometry_error", _spp_mnist(tmp_path), "spp-mnist")
+    ax = fig.axes[0]
+    assert "official_acc" in ax.get_ylabel()
+    bars = {c.get_label(): c for c in ax.containers}
+    assert {"SNIP", "SNIP + AI"} <= set(bars)
+    assert len(bars["SNIP"].lines[0].get_xdata()) == 4          # one point per init, with an error bar each
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["kaiming\nnormal", "lecun\nnormal", "spp\northogonal",
+                                                            "xavier\nnormal"]
+    notes = " ".join(t.get_text() for t in ax.texts).replace("\n", " ")
+    assert "dense: no result under kaiming_normal, lecun_normal, xavier_normal" in notes
+    lo, hi = ax.get_ylim()
+    assert hi - lo >= 2.0                                     # no 0.1-point axis
+
+
+def test_titles_name_the_init_once_and_say_what_else_ran(tmp_path):
+    s, lay, h = fake_tables(preset="quick", grids=[("mnist", "mlp-7-tanh", ("snip", "grasp"), (0.9, 0.98),
+                                                    ("orthogonal",)),
+                                                   ("mnist", "mlp-7-tanh", ("snip",), (0.9, 0.98), ("xavier_normal",)),
+                                                   ("mnist", "lenet300", ("snip", "grasp"), (0.9,), ("kaiming_normal",))])
+    d = tmp_path / "t"
+    for df, n in ((s, "summary.csv"), (lay, "layers.csv"), (h, "history.csv")):
+        write_table(df, d / n)
+    titles = [ax.get_title().replace("\n", " ") for ax in figures.render("force_acc_vs_sparsity", d, "quick").axes]
+    mlp = next(t for t in titles if "mlp-7-tanh" in t)
+    assert mlp.count("init orthogonal") == 1 and "also run: xavier_normal" in mlp and "of 2 inits" not in mlp
+
+
+def test_panels_with_one_arm_of_a_comparison_are_left_out(tmp_path):
+    s, lay, h = fake_tables(preset="quick", grids=[("mnist", "lenet300", ("snip", "force"), (0.9,), ("kaiming_normal",)),
+                                                   ("mnist", "mlp-7-tanh", ("snip",), (0.9,), ("orthogonal",))])
+    d = tmp_path / "t"
+    write_table(s, d / "summary.csv")
+    fig = figures.render("force_acc_vs_sparsity", d, "quick")
+    assert len(fig.axes) == 1 and "lenet300" in fig.axes[0].get_title()
+
+
+def test_spp_jsv_says_how_many_examples_each_stage_used(tmp_path):
     s, lay, h = fake_tables(preset="quick")
     s = s.copy()
-    s["jsv_examples"] = np.where(s["jsv_init_mean"].notna(), 10, np.nan)
     d = tmp_path / "j"
     write_table(s, d / "summary.csv")
     title = figures.render("spp_jsv", d, "quick")._suptitle.get_text().replace("\n", " ")
     assert "Jacobians of 10 training examples per seed" in title
+    s.loc[s["jsv_isometry_mean"].notna(), "jsv_isometry_examples"] = 5000
+    s.loc[s["jsv_prune_mean"].notna(), ["jsv_init_examples", "jsv_prune_examples"]] = 5000
+    s.loc[s["jsv_isometry_mean"].notna(), "jsv_isometry_examples"] = 10
+    write_table(s, d / "summary.csv")
+    title = figures.render("spp_jsv", d, "quick")._suptitle.get_text().replace("\n", " ")
+    assert "5000 (after init), 5000 (after pruning), 10 (after approx. isometry)" in title
+    assert "mean ± std over seeds" not in title and "SD within a run" in title
     d2 = tmp_path / "k"
-    write_table(s.drop(columns=["jsv_examples"]), d2 / "summary.csv")
+    write_table(s.drop(columns=["jsv_examples", "jsv_init_examples", "jsv_prune_examples", "jsv_isometry_examples"]),
+                d2 / "summary.csv")
     assert "number of examples not recorded" in figures.render("spp_jsv", d2, "quick")._suptitle.get_text()
+
+
+def test_forest_plot_has_one_panel_per_claim_with_a_pooled_row(full):
+    fig = figures.render("spp_forest", full, "quick")
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert any(t.startswith("spp.ai.improves-accuracy (claim)") for t in titles)
+    assert any("(check)" in t for t in titles)
+    for ax in fig.axes:
+        assert ax.get_yticklabels()[-1].get_text().startswith("pooled (")
+
+
+def test_jsv_against_sparsity_and_training_curves(tmp_path, full):
+    fig = figures.render("spp_jsv_sparsity", full, "quick")
+    assert fig.axes and "remaining weights" in fig.axes[0].get_xlabel()
+    fig = figures.render("spp_training_loss", _spp_mnist(tmp_path), "spp-mnist")
+    assert len(fig.axes) == 4 and all({"SNIP", "SNIP + AI"} <= _labels(ax) for ax in fig.axes)
 
 
 # ------------------------------------------------------------------------------ text layout
@@ -297,9 +395,8 @@ def test_text_stays_in_the_figure_and_titles_do_not_overlap(name, which, request
     sup = fig._suptitle.get_text() if fig._suptitle is not None else ""
     if "mean ± std" in sup.replace("\n", " "):
         assert any(ln.endswith("mean ± std over seeds") for ln in sup.split("\n"))
-    known = set(ARM_LABELS.values()) | {arm_label(a) for a in ("snip_ai", "random_ai", "prospr_m1", "prospr_m5",
-                                                               "gmp_sparse", "mfgn_annealed_sparse", "snip_invert",
-                                                               "snip_shuffle", "snip_reinit", "force_shuffle")}
+    known = {a.label for a in load_results(request.getfixturevalue(which), "quick").arms.values()}
+    known |= {m.label for m in METHODS.values()} | {f"{m.label} (50% sparse start)" for m in METHODS.values()}
     for ax in fig.axes:
         title = ax.get_title()
         if "not run:" in title:
@@ -308,3 +405,19 @@ def test_text_stays_in_the_figure_and_titles_do_not_overlap(name, which, request
             assert all(n in known or "@" in n for n in names), f"{name}: {names}"
             for ln in title.split("\n"):
                 assert not ln.endswith(("(", "+", "·")), f"{name}: line {ln!r} ends mid-phrase"
+
+
+def test_a_dead_dense_seed_is_not_averaged_into_the_reference(tmp_path):
+    """The quick report's LeNet-5 dense baseline was 31 % ± 28 %: one seed at 11.35 % (a constant prediction),
+    one at 51 %. The reference line is the trained seed's, and the panel says one was left out."""
+    s, lay, h = fake_tables(preset="quick", seeds=(0, 1),
+                            grids=[("mnist", "lenet300", ("dense", "snip", "force"), (0.98,), ("kaiming_normal",))])
+    s = s.copy()
+    s.loc[(s["arm"] == "dense") & (s["seed"] == 0), ["final_acc", "best_acc"]] = 0.1135
+    d = tmp_path / "dead"
+    write_table(s, d / "summary.csv")
+    ax = figures.render("force_acc_vs_sparsity", d, "quick").axes[0]
+    dense = [ln for ln in ax.get_lines() if ln.get_label() == "Dense"][0]
+    good = s[(s["arm"] == "dense") & (s["seed"] == 1)]["final_acc"].iloc[0]
+    assert dense.get_ydata()[0] == pytest.approx(good * 100)
+    assert "dense baseline: 1 at chance of 2 seeds left out" in " ".join(t.get_text() for t in ax.texts).replace("\n", " ")

@@ -29,7 +29,7 @@ BIN = Path(sys.executable).parent
 PRESET = "smoke"
 # Timings are the only non-deterministic numbers; they live in timing files and the wall-time figure.
 NONDETERMINISTIC = {"timing.csv", "timing.json", "prune_timing.json", "manifest.json", "force_walltime.pdf",
-                    "force_walltime.png", "config.yaml", "timing.csv.sha256"}
+                    "force_walltime.png", "config.yaml", "timing.csv.sha256", "run.json"}  # run.json: commits, command
 DATA_SOURCES = {}  # "path": the synthetic data sources (conftest `data_sources`), set by `synthetic_data` below
 
 

@@ -15,14 +15,14 @@ def add_arguments(p) -> None:
 
 def parse(argv):
     """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
-    from prunebench.cli.args import parse_args
+    from prunebench.cli.args import parse_args  # lazy: `prunebench --help` imports every command's module
 
     return parse_args('figure', argv)
 
 
 def run(args) -> None:
     from prunebench.cli.args import check_creatable
-    from prunebench.report.figures import make_figure
+    from prunebench.report.figures import make_figure  # lazy: matplotlib, which other commands do not need
 
     for ext in (".pdf", ".png"):
         check_creatable(f"{args.out_stem}{ext}", "figure")

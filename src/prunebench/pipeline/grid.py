@@ -429,6 +429,8 @@ def expand(cfg: dict) -> list:
                                         **block.get("arm_pruning", {}).get(_base(cfg, arm_name), {})},
                             "seeds": seeds_for(seed), "reinit": arm.get("ablation") == "reinit",
                         })
+                        if block.get("trained") is False:  # a prune + JSV sweep cell (the key only then:
+                            cells[-1]["trained"] = False  # other cells keep their hashes)
     return cells
 
 

@@ -1,195 +1,209 @@
-"""Verdicts with uncertainty: confidence intervals over seeds and the holds / contradicted / inconclusive rule.
+"""The statistics behind every verdict (t distribution and quantiles from `scipy.stats`).
 
-Per setting, a claim compares arms through the difference of their mean accuracies over seeds, with a
-two-sided confidence interval from **Welch's t** (unequal variances, Welch–Satterthwaite degrees of
-freedom). Why Welch and not a bootstrap over seeds: the grids run 2–5 seeds per arm, where a bootstrap has
-only a handful of distinct resamples and its percentile interval is far too narrow (it cannot see that
-three seeds say little); Welch's interval widens with few seeds as it should, and does not assume the arms
-have equal spread (a collapsing method's seeds scatter much more than a healthy one's). Seeds are not
-paired across arms: arms share initializations but not training noise, and pairing is not guaranteed.
+A claim compares two operands over seeds in each *setting* (one dataset, model, sparsity, init). Per setting:
 
-    interval(a, b)            mean(a) - mean(b) with its Welch interval (b may be a number: one-sample t)
-    verdict(interval, ...)    holds / contradicted / inconclusive for "greater", "close" and "near" claims
-    combine(statuses, q)      a claim's verdict over its settings by its quantifier (all / majority / any)
+- **paired** (`paired`): when both operands are arms of the same setting, seed s of one and seed s of the
+  other share the initialization draw, the data order and, for SNIP vs SNIP + AI, the mask: the claim's
+  difference is estimated from the per-seed differences (t interval, n_pairs − 1 degrees of freedom);
+- **Welch** (`welch`): two independent samples (operands pinned to different settings, e.g. two init schemes),
+  unequal variances, Welch–Satterthwaite degrees of freedom;
+- **one-sample** (`one_sample`): a sample against a number (a paper's value, an identity's 1.0).
 
-The t quantile is computed here (regularised incomplete beta function, inverted by bisection) so that no
-statistics library is needed; tests pin it against published table values.
+Every estimate carries a two-sided `LEVEL` (95%) interval, one-sided p-values against any bar, and its
+**minimum detectable effect** (`Estimate.mde`: the true difference a one-sided test at `ALPHA` would detect with
+probability `POWER`, at this run's seeds and spread).
+
+Tests (`p_values`), by what the claim says:
+    greater ">"   lhs − rhs > margin                  (superiority; margin 0 unless stated)
+    greater ">="  lhs − rhs > −margin                 (non-inferiority: margin required, stated in the claim)
+    close / near  −tolerance < Δ < tolerance          (equivalence: two one-sided tests, TOST)
+Each gives p_holds (evidence for the claim) and p_contra (evidence against it: superiority / non-inferiority
+refuted, or the difference outside the tolerance band).
+
+Within a claim the settings form one family: `holm` adjusts both sets of p-values (Holm's step-down method,
+family-wise error ≤ ALPHA); a setting **holds** when its adjusted p_holds < ALPHA, is **contradicted** when its
+adjusted p_contra < ALPHA, and is **inconclusive** otherwise, or with fewer than `MIN_SEEDS` seeds (pairs) a
+side. `combine` applies the claim's quantifier to the settings. `random_effects` pools the settings' differences
+(DerSimonian–Laird between-setting variance τ², Hartung–Knapp–Sidik–Jonkman interval with the max(1, q)
+modification, t with k − 1 degrees of freedom): the pooled estimate is printed beside every claim and decides a
+claim whose quantifier is `pooled`.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
+from scipy import stats as sps
+
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 STATUSES = (HOLDS, CONTRADICTED, INCONCLUSIVE)
-LEVEL = 0.95         # two-sided confidence level of every interval
-MIN_SEEDS = 3        # fewer seeds on either side: inconclusive, whatever the interval
+LEVEL = 0.95                 # two-sided level of every interval
+ALPHA = (1 - LEVEL) / 2      # one-sided level of every test: a 95% interval clear of the bar
+POWER = 0.8                  # the power at which minimum detectable effects are stated
+MIN_SEEDS = 3                # fewer seeds (pairs) on a side: inconclusive, whatever the interval
+QUANTIFIERS = ("all", "majority", "any", "pooled")
+DESIGNS = ("paired", "welch", "one-sample")
+NAN = float("nan")
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 400):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with `df` (real, > 0) degrees of freedom."""
-    x = df / (df + t * t)
-    tail = 0.5 * _betainc(df / 2.0, 0.5, x)
-    return 1.0 - tail if t > 0 else tail
-
-
-def t_quantile(p: float, df: float) -> float:
-    """The p-quantile of Student's t with `df` degrees of freedom (bisection on t_cdf, to 1e-12)."""
-    if not 0.0 < p < 1.0 or not df > 0:
-        raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12:
-            break
-    return 0.5 * (lo + hi)
-
-
-def _mean_var(xs) -> tuple:
-    n = len(xs)
-    m = sum(xs) / n
-    v = sum((x - m) ** 2 for x in xs) / (n - 1) if n > 1 else float("nan")
-    return m, v
+def _t(df: float):
+    return sps.norm if math.isinf(df) else sps.t(df)
 
 
 @dataclass(frozen=True)
-class Interval:
-    """mean(a) - reference with a two-sided `level` confidence interval [lo, hi]."""
+class Estimate:
+    """lhs − rhs (or lhs − a number) with its standard error, degrees of freedom and `level` interval."""
 
     diff: float
+    se: float
+    df: float
     lo: float
     hi: float
     n_a: int
-    n_b: int | None      # None: the reference is a number (a paper's value), not a sample
-    df: float
+    n_b: int | None          # None: the reference is a number; paired: the number of pairs, as n_a
+    design: str              # paired | welch | one-sample
+    sd: float = NAN          # paired: SD of the per-seed differences; welch/one-sample: SD of a
     level: float = LEVEL
+
+    @property
+    def defined(self) -> bool:
+        return not math.isnan(self.se)
+
+    def p_above(self, bar: float) -> float:
+        """One-sided p-value of H1: true difference > bar."""
+        if not self.defined:
+            return NAN
+        if self.se == 0.0:
+            return 0.0 if self.diff > bar else 1.0
+        return float(_t(self.df).sf((self.diff - bar) / self.se))
+
+    def p_below(self, bar: float) -> float:
+        """One-sided p-value of H1: true difference < bar."""
+        if not self.defined:
+            return NAN
+        if self.se == 0.0:
+            return 0.0 if self.diff < bar else 1.0
+        return float(_t(self.df).cdf((self.diff - bar) / self.se))
+
+    def mde(self, power: float = POWER, alpha: float = ALPHA) -> float:
+        """The smallest true difference a one-sided test at `alpha` detects with probability `power`, at this
+        estimate's standard error and degrees of freedom."""
+        if not self.defined:
+            return NAN
+        t = _t(self.df)
+        return float((t.ppf(1 - alpha) + t.ppf(power)) * self.se)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def text(self, scale: float = 100.0, unit: str = " pp") -> str:
-        """e.g. '+1.23 pp [-0.40, +2.86]'."""
-        if math.isnan(self.lo):
+    def text(self, scale: float = 100.0, unit: str = " pts") -> str:
+        """e.g. '+1.23 pts [-0.40, +2.86]'."""
+        if not self.defined:
             return f"{self.diff * scale:+.2f}{unit} [no interval: too few seeds]"
         return f"{self.diff * scale:+.2f}{unit} [{self.lo * scale:+.2f}, {self.hi * scale:+.2f}]"
 
 
-def interval(a, b, level: float = LEVEL) -> Interval:
-    """Welch's interval for mean(a) - mean(b) (b a sample), or the one-sample t interval for mean(a) - b
-    (b a number). With fewer than two values on a side the interval is undefined (NaN bounds); with zero
-    spread on every side it is the point difference."""
-    a = [float(x) for x in a]
-    if not a:
-        raise ValueError("interval needs at least one value of a")
-    ma, va = _mean_var(a)
-    if isinstance(b, (int, float)):
-        return summary_interval(ma, math.sqrt(va) if len(a) > 1 else float("nan"), len(a), float(b), level=level)
-    b = [float(x) for x in b]
-    if not b:
-        raise ValueError("interval needs at least one value of b")
-    mb, vb = _mean_var(b)
-    return summary_interval(ma, math.sqrt(va) if len(a) > 1 else float("nan"), len(a),
-                            mb, math.sqrt(vb) if len(b) > 1 else float("nan"), len(b), level)
+def _interval(diff: float, se: float, df: float, level: float) -> tuple:
+    if math.isnan(se):
+        return NAN, NAN
+    if se == 0.0:
+        return diff, diff
+    half = float(_t(df).ppf(0.5 + level / 2)) * se
+    return diff - half, diff + half
 
 
-def summary_interval(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float | None = None,
-                     n_b: int | None = None, level: float = LEVEL) -> Interval:
-    """`interval` from summary statistics: mean, sample standard deviation and count of a, and of b (or b
-    a number: `sd_b` and `n_b` None)."""
-    diff = float(mean_a) - float(mean_b)
-    nan = float("nan")
-    if n_a < 2 or (n_b is not None and n_b < 2):
-        return Interval(diff, nan, nan, int(n_a), None if n_b is None else int(n_b), nan, level)
-    sa = float(sd_a) ** 2 / n_a
-    if n_b is None:
-        se2, df = sa, n_a - 1
-    else:
-        sb = float(sd_b) ** 2 / n_b
-        se2 = sa + sb
-        den = (sa ** 2 / (n_a - 1) if sa else 0.0) + (sb ** 2 / (n_b - 1) if sb else 0.0)
-        df = se2 ** 2 / den if den else math.inf
-    if se2 == 0.0:
-        return Interval(diff, diff, diff, int(n_a), None if n_b is None else int(n_b), math.inf, level)
-    half = t_quantile(0.5 + level / 2.0, df) * math.sqrt(se2)
-    return Interval(diff, diff - half, diff + half, int(n_a), None if n_b is None else int(n_b), df, level)
+def _values(x) -> np.ndarray:
+    a = np.asarray(list(x), dtype=float)
+    if a.size == 0:
+        raise ValueError("an estimate needs at least one value on each side")
+    return a
 
 
-def verdict(iv: Interval, kind: str = "greater", margin: float = 0.0, tolerance: float = 0.0,
-            min_seeds: int = MIN_SEEDS) -> tuple:
-    """(status, reason) of one setting.
+def paired(a, b, level: float = LEVEL) -> Estimate:
+    """mean(a − b) over pairs (a[i], b[i]: the same seed of two arms of one setting)."""
+    a, b = _values(a), _values(b)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length ({a.size} vs {b.size})")
+    d = a - b
+    n = d.size
+    diff = float(d.mean())
+    sd = float(d.std(ddof=1)) if n > 1 else NAN
+    se = sd / math.sqrt(n) if n > 1 else NAN
+    df = float(n - 1) if n > 1 else NAN
+    lo, hi = _interval(diff, se, df, level)
+    return Estimate(diff, se, df, lo, hi, n, n, "paired", sd, level)
 
-    greater: the claim is diff > margin. holds: the interval lies above the margin; contradicted: below it.
-    close / near: the claim is |diff| <= tolerance. holds: the interval lies inside [-tol, tol];
-        contradicted: it lies entirely outside; otherwise inconclusive.
-    Fewer than `min_seeds` seeds on a sampled side is inconclusive whatever the interval says.
-    """
-    few = [n for n in (iv.n_a, iv.n_b) if n is not None and n < min_seeds]
-    if few or math.isnan(iv.lo):
-        return INCONCLUSIVE, f"fewer than {min_seeds} seeds on a side (n = {iv.n_a}" + (
-            f" vs {iv.n_b})" if iv.n_b is not None else ")")
+
+def welch(a, b, level: float = LEVEL) -> Estimate:
+    """mean(a) − mean(b) of two independent samples (Welch's unequal-variance t)."""
+    a, b = _values(a), _values(b)
+    diff = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return Estimate(diff, NAN, NAN, NAN, NAN, a.size, b.size, "welch", NAN, level)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se2 = float(va + vb)
+    den = (va ** 2 / (a.size - 1) if va else 0.0) + (vb ** 2 / (b.size - 1) if vb else 0.0)
+    df = se2 ** 2 / den if den else math.inf
+    se = math.sqrt(se2)
+    lo, hi = _interval(diff, se, df, level)
+    return Estimate(diff, se, df, lo, hi, a.size, b.size, "welch", float(a.std(ddof=1)), level)
+
+
+def one_sample(a, value: float, level: float = LEVEL) -> Estimate:
+    """mean(a) − value."""
+    a = _values(a)
+    diff = float(a.mean() - float(value))
+    if a.size < 2:
+        return Estimate(diff, NAN, NAN, NAN, NAN, a.size, None, "one-sample", NAN, level)
+    sd = float(a.std(ddof=1))
+    se = sd / math.sqrt(a.size)
+    df = float(a.size - 1)
+    lo, hi = _interval(diff, se, df, level)
+    return Estimate(diff, se, df, lo, hi, a.size, None, "one-sample", sd, level)
+
+
+def p_values(est: Estimate, kind: str = "greater", op: str = ">", margin: float = 0.0,
+             tolerance: float = 0.0) -> tuple:
+    """(p_holds, p_contra) of one setting (see the module docstring); NaN without an interval."""
     if kind == "greater":
-        if iv.lo > margin:
-            return HOLDS, "interval above the margin"
-        if iv.hi < margin:
-            return CONTRADICTED, "interval below the margin"
-        return INCONCLUSIVE, "interval contains the margin"
+        bar = -margin if op == ">=" else margin
+        return est.p_above(bar), est.p_below(bar)
     if kind in ("close", "near"):
-        if -tolerance <= iv.lo and iv.hi <= tolerance:
-            return HOLDS, "interval inside the tolerance"
-        if iv.lo > tolerance or iv.hi < -tolerance:
-            return CONTRADICTED, "interval outside the tolerance"
-        return INCONCLUSIVE, "interval overlaps the tolerance's edge"
+        p_in = max(est.p_above(-tolerance), est.p_below(tolerance))
+        p_out = min(1.0, 2 * min(est.p_above(tolerance), est.p_below(-tolerance)))
+        return p_in, p_out
     raise ValueError(f"unknown claim kind {kind!r}")
 
 
+def holm(pvalues) -> list:
+    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted in the family)."""
+    p = [float(x) for x in pvalues]
+    idx = sorted((i for i, x in enumerate(p) if not math.isnan(x)), key=lambda i: p[i])
+    m = len(idx)
+    out = [NAN] * len(p)
+    running = 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def decide(p_holds_adj: float, p_contra_adj: float, few: bool, alpha: float = ALPHA) -> tuple:
+    """(status, reason) of one setting from its Holm-adjusted p-values."""
+    if few or math.isnan(p_holds_adj):
+        return INCONCLUSIVE, f"fewer than {MIN_SEEDS} seeds on a side"
+    if p_holds_adj < alpha:
+        return HOLDS, f"Holm p = {p_holds_adj:.2g}"
+    if p_contra_adj < alpha:
+        return CONTRADICTED, f"Holm p = {p_contra_adj:.2g} against"
+    return INCONCLUSIVE, "neither test significant after Holm"
+
+
 def combine(statuses, quantifier: str = "all") -> str:
-    """A claim's verdict over its settings: all (holds iff every setting holds; contradicted if any is),
-    majority (holds / contradicted iff more than half the settings are), any (holds if one holds;
-    contradicted iff all are). No setting: inconclusive."""
+    """A claim's verdict over its (Holm-judged) settings: all (holds iff every setting holds; contradicted if
+    any is), majority (holds / contradicted iff more than half are), any (holds if one holds; contradicted iff
+    all are). No setting: inconclusive. `pooled` claims are judged by `pooled_status`."""
     statuses = list(statuses)
     n = len(statuses)
     h, c = statuses.count(HOLDS), statuses.count(CONTRADICTED)
@@ -202,3 +216,86 @@ def combine(statuses, quantifier: str = "all") -> str:
     if quantifier == "any":
         return HOLDS if h else (CONTRADICTED if c == n else INCONCLUSIVE)
     raise ValueError(f"unknown quantifier {quantifier!r}")
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Random-effects estimate of the mean difference across settings."""
+
+    estimate: float
+    se: float
+    df: float
+    lo: float
+    hi: float
+    k: int                   # settings pooled
+    tau2: float              # DerSimonian–Laird between-setting variance
+    i2: float                # share of the variation due to heterogeneity (0..1)
+    level: float = LEVEL
+    method: str = "DerSimonian–Laird τ², Hartung–Knapp interval (max(1, q) modification)"
+
+    @property
+    def defined(self) -> bool:
+        return not math.isnan(self.se)
+
+    def as_estimate(self) -> Estimate:
+        return Estimate(self.estimate, self.se, self.df, self.lo, self.hi, self.k, None, "pooled", NAN, self.level)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SE_FLOOR = 1e-12  # a setting without spread (an identity) weighs much, not infinitely
+
+
+def random_effects(diffs, ses, dfs=None, level: float = LEVEL) -> Pooled:
+    """Pool per-setting differences `diffs` with standard errors `ses` (settings without a standard error are
+    left out). One setting: its own estimate and t interval (`dfs`: the settings' degrees of freedom)."""
+    dfs = list(dfs) if dfs is not None else [math.inf] * len(list(diffs))
+    pairs = [(float(d), max(float(s), SE_FLOOR), float(f)) for d, s, f in zip(diffs, ses, dfs)
+             if not (d is None or s is None or math.isnan(float(d)) or math.isnan(float(s)))]
+    k = len(pairs)
+    if k == 0:
+        return Pooled(NAN, NAN, NAN, NAN, NAN, 0, NAN, NAN, level)
+    y = np.array([p[0] for p in pairs])
+    v = np.array([p[1] for p in pairs]) ** 2
+    if k == 1:
+        se, df = math.sqrt(v[0]), pairs[0][2]
+        lo, hi = _interval(float(y[0]), se, df, level)
+        return Pooled(float(y[0]), se, df, lo, hi, 1, 0.0, 0.0, level)
+    w = 1 / v
+    mu_fe = float((w * y).sum() / w.sum())
+    q = float((w * (y - mu_fe) ** 2).sum())
+    c = float(w.sum() - (w ** 2).sum() / w.sum())
+    tau2 = max(0.0, (q - (k - 1)) / c) if c > 0 else 0.0
+    i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
+    ws = 1 / (v + tau2)
+    mu = float((ws * y).sum() / ws.sum())
+    q_hk = float((ws * (y - mu) ** 2).sum() / (k - 1))
+    se = math.sqrt(max(1.0, q_hk) / float(ws.sum()))
+    df = float(k - 1)
+    lo, hi = _interval(mu, se, df, level)
+    return Pooled(mu, se, df, lo, hi, k, tau2, i2, level)
+
+
+def pooled_status(pool: Pooled, kind: str = "greater", op: str = ">", margin: float = 0.0,
+                  tolerance: float = 0.0, alpha: float = ALPHA) -> tuple:
+    """(status, reason) of a claim judged by its pooled estimate (quantifier `pooled`; one test, no Holm)."""
+    if not pool.defined:
+        return INCONCLUSIVE, "no setting with an interval to pool"
+    p_h, p_c = p_values(pool.as_estimate(), kind, op, margin, tolerance)
+    if p_h < alpha:
+        return HOLDS, f"pooled p = {p_h:.2g}"
+    if p_c < alpha:
+        return CONTRADICTED, f"pooled p = {p_c:.2g} against"
+    return INCONCLUSIVE, "pooled interval contains the bar"
+
+
+def planned_mde(sd: float, n: int, paired_design: bool = True, power: float = POWER, alpha: float = ALPHA) -> float:
+    """The minimum detectable effect of a planned run with `n` seeds per arm, for a paired design with
+    per-seed-difference SD `sd`, or two independent arms each with SD `sd` (Welch, equal n)."""
+    if n < 2:
+        return NAN
+    se = sd / math.sqrt(n) if paired_design else sd * math.sqrt(2.0 / n)
+    df = n - 1 if paired_design else 2 * (n - 1)
+    t = sps.t(df)
+    return float((t.ppf(1 - alpha) + t.ppf(power)) * se)

@@ -3,8 +3,13 @@ the figures / report (which read them).
 
 results/<preset>/ (written by `prunebench aggregate`, each CSV with its checksum sidecar):
 
-summary.csv  SUMMARY: one row per cell (config columns, final/best accuracy, realised density, collapse,
-             divergence, JSV statistics and the number of examples they were measured on)
+summary.csv  SUMMARY: one row per cell: what the grid knows of it (dataset, model, init, arm, the method it runs,
+             `ablation` / `ablation_of` for a sanity-check ablation of another arm, `isometry`, `supervision`,
+             ProsPr's `meta_steps`, the during-training `start`, every resolved method option as JSON in
+             `options`, whether it is `trained` (false: a prune + JSV sweep cell), the planned `max_steps` and
+             `eval_every`), its outcome (final/best accuracy, realised density, collapse, `diverged` and the
+             step it was detected at), JSV statistics with the number of examples each stage measured (the
+             commits that made the cells are run metadata: run.json, so that the tables stay byte-stable)
 layers.csv   LAYERS: one row per (cell, layer): density of the mask (at-init) or final mask (FGGP/GMP)
 history.csv  HISTORY: one row per (cell, epoch)
 timing.csv   TIMING: one row per cell; timings are the only non-deterministic numbers, so they live apart
@@ -14,24 +19,31 @@ A cell is identified by CELL + init (cells differing only by init scheme are dif
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.artifacts import verify_checked_file
+from prunebench.report.arms import catalog
 
+CONFIG_FILE = "config.yaml"
 KEYS = ("dataset", "model", "arm", "method", "sparsity", "seed")
 CELL = ("dataset", "model", "arm", "sparsity", "seed", "init")
 JSV_STAGES = ("init", "prune", "isometry")
 JSV_STATS = ("mean", "std", "min", "max")
 JSV_COLUMNS = tuple(f"jsv_{stage}_{s}" for stage in JSV_STAGES for s in JSV_STATS)
-SUMMARY = (("preset",) + KEYS + ("init", "density", "epochs", "final_acc", "best_acc", "final_loss", "collapsed",
-                                 "diverged", "layers", "isometry", "supervision", "meta_steps", "start", "options")
-           + JSV_COLUMNS + ("jsv_examples", "source_note", "device", "cell_hash"))
+JSV_EXAMPLES = tuple(f"jsv_{stage}_examples" for stage in JSV_STAGES)
+SUMMARY = (("preset",) + KEYS + ("init", "ablation", "ablation_of", "trained", "density", "epochs", "max_steps",
+                                 "eval_every", "final_acc", "best_acc", "final_loss", "collapsed", "diverged",
+                                 "diverged_step", "layers", "isometry", "supervision", "meta_steps", "start",
+                                 "options")
+           + JSV_COLUMNS + JSV_EXAMPLES + ("jsv_examples", "source_note", "device", "cell_hash"))
 TIMING_VALUES = ("prune_time_s", "prune_peak_mb", "train_time_s", "images_per_s")
 TIMING = KEYS + ("init",) + TIMING_VALUES
 LAYERS = KEYS + ("init", "layer_index", "layer", "numel", "kept", "density")
@@ -47,12 +59,14 @@ REQUIRED = {
     "history.csv": ("dataset", "model", "arm", "sparsity", "seed", "epoch", "density"),
 }
 NUMERIC = {
-    "sparsity", "seed", "density", "epochs", "final_acc", "best_acc", "final_loss", "train_time_s",
-    "prune_time_s", "prune_peak_mb", "images_per_s", "collapsed", "layers", "meta_steps", "layer_index", "numel",
-    "kept", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "jsv_examples",
-} | set(JSV_COLUMNS)
-_TEXT = ("dataset", "model", "arm", "method", "init", "start", "supervision", "source_note", "device", "preset",
-         "layer")
+    "sparsity", "seed", "density", "epochs", "max_steps", "eval_every", "final_acc", "best_acc", "final_loss",
+    "diverged_step", "train_time_s", "prune_time_s", "prune_peak_mb", "images_per_s", "collapsed", "layers",
+    "meta_steps", "layer_index", "numel", "kept", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss",
+    "test_acc", "jsv_examples",
+} | set(JSV_COLUMNS) | set(JSV_EXAMPLES)
+_TEXT = ("dataset", "model", "arm", "method", "init", "ablation", "ablation_of", "start", "supervision",
+         "source_note", "device", "preset", "layer", "cell_hash", "options")
+FLAGS = ("isometry", "diverged", "trained")
 
 
 def truthy(v) -> bool:
@@ -75,9 +89,9 @@ def tidy(df: pd.DataFrame, columns) -> pd.DataFrame:
             df[c] = pd.to_numeric(df[c], errors="coerce")
     if "sparsity" in df.columns:
         df["sparsity"] = df["sparsity"].round(6)
-    for c in ("isometry", "diverged"):
-        if c in df.columns:
-            df[c] = df[c].map(truthy)
+    for c in FLAGS:
+        if c in df.columns:  # a table from before the column existed: every cell was trained
+            df[c] = df[c].map(truthy) if c != "trained" else df[c].map(lambda v: v is None or v != v or truthy(v))
     for c in _TEXT:
         if c in df.columns:
             df[c] = df[c].astype(object).where(df[c].notna(), None)
@@ -91,11 +105,17 @@ class Results:
     layers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(LAYERS_COLUMNS)))
     history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(HISTORY_COLUMNS)))
     preset: str | None = None
+    config: dict = field(default_factory=dict)   # the resolved preset (config.yaml beside the tables), if any
 
     def __post_init__(self):
         self.summary = tidy(self.summary, SUMMARY_COLUMNS)
         self.layers = tidy(self.layers, LAYERS_COLUMNS)
         self.history = tidy(self.history, HISTORY_COLUMNS)
+
+    @functools.cached_property
+    def arms(self) -> dict:
+        """{arm name: prunebench.report.arms.Arm}, from the summary's columns, in display order."""
+        return catalog(self.summary)
 
 
 def read_table(path: Path, columns, required: bool) -> pd.DataFrame:
@@ -140,6 +160,18 @@ def _cells(df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
     return df.merge(cells[on].drop_duplicates(), on=on)
 
 
+def read_config(results_dir) -> dict:
+    """The resolved preset the pipeline wrote beside the tables (config.yaml), or {}."""
+    p = Path(results_dir) / CONFIG_FILE
+    if not p.is_file():
+        return {}
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise PrunebenchError(f"corrupt preset copy {str(p)!r}: {str(e).splitlines()[0]}") from None
+    return doc if isinstance(doc, dict) else {}
+
+
 def load_results(results_dir, preset: str | None = None) -> Results:
     """Read summary.csv (required), layers.csv and history.csv (optional) from one folder or a list.
 
@@ -152,6 +184,7 @@ def load_results(results_dir, preset: str | None = None) -> Results:
         if not dirs:
             raise PrunebenchError("no results folder given")
         parts = {"summary": [], "layers": [], "history": []}
+        config = read_config(dirs[0]) if len(dirs) == 1 else {}
         for d in dirs:
             d = Path(d)
             summary = read_table(d / "summary.csv", SUMMARY_COLUMNS, True)
@@ -159,12 +192,13 @@ def load_results(results_dir, preset: str | None = None) -> Results:
             parts["layers"].append(read_table(d / "layers.csv", LAYERS_COLUMNS, False))
             parts["history"].append(read_table(d / "history.csv", HISTORY_COLUMNS, False))
         cat = {k: pd.concat([p for p in v if len(p)] or [v[0]], ignore_index=True) for k, v in parts.items()}
-        res = Results(cat["summary"], cat["layers"], cat["history"], preset)
+        res = Results(cat["summary"], cat["layers"], cat["history"], preset, config)
     if preset is not None and res.summary["preset"].notna().any():
         keep = res.summary["preset"].isna() | (res.summary["preset"] == preset)
         if not keep.all():  # layers/history carry no preset: keep the cells the summary keeps
             cells = res.summary.loc[keep]
-            res = Results(res.summary[keep], _cells(res.layers, cells), _cells(res.history, cells), preset)
+            res = Results(res.summary[keep], _cells(res.layers, cells), _cells(res.history, cells), preset,
+                          res.config)
     if preset is not None:
         res.preset = preset
     return res

@@ -1,26 +1,26 @@
 """Every paper figure, drawn from the pipeline's tidy tables.
 
 Inputs (written by the aggregator; schema: `prunebench.report.tables`): ``results/<preset>/summary.csv`` (one row per
-trained cell), ``layers.csv`` (per-layer mask density) and ``history.csv`` (per-epoch curves).
+cell), ``layers.csv`` (per-layer mask density), ``history.csv`` (the evaluations of every run) and the resolved
+preset ``config.yaml`` (which claim files a preset checks).
 
 API::
 
     FIGURES[name] -> FigureSpec(function, paper, reproduces, arms, inputs)
     render(name, results_dir, preset=None, **kw) -> Figure
-    make_figure(name, results_dir, out_stem, preset=None, **kw) -> (pdf_path, png_path)
-    make_all_figures(results_dir, out_dir, preset=None) -> {name: (pdf_path, png_path)}
-    load_results(results_dir_or_dirs, preset=None) -> Results
+    make_figure(name, results_dir, out_stem, preset=None, formats=("pdf", "png"), **kw) -> paths
+    make_all_figures(results_dir, out_dir, preset=None) -> {name: paths}
 
-Modules: `style` (palette, fonts, registry, panel/title/legend helpers), one module per paper (`force`,
-`spp`, `prospr`, `fggp`) and `sanity` (the sanity-check ablations of the at-init methods). Arm names,
-labels and styles: `prunebench.report.arms`.
+Modules: `look` (fonts, sizes, metadata), `registry` (FIGURES), `text` (titles that fit), `panels` (the
+public panel API the figure modules build on), one module per paper (`force`, `spp`, `prospr`, `fggp`),
+`sanity` (the sanity-check ablations of the at-init methods) and `forest` (one forest plot per paper: every
+claim's per-setting difference with its interval, and the pooled estimate).
 
-Every figure function takes a :class:`Results` and keyword options and returns a
-``matplotlib.figure.Figure`` (no pyplot, no global backend switch; PNGs are rendered with Agg).
-Outputs are byte-deterministic for the same inputs and library versions: fixed PDF/PNG metadata,
-fixed fonts (DejaVu Sans, shipped with matplotlib), fixed dpi, ``svg.hashsalt``.
-Missing arms are noted in the panel title ("not run: ..."); a figure with no data at all still
-writes a placeholder saying so (and logs a warning), so the pipeline's outputs always exist.
+Every figure function takes a :class:`Results` and keyword options and returns a ``matplotlib.figure.Figure``
+(no pyplot, no global backend switch; PNGs are rendered with Agg). Outputs are byte-deterministic for the
+same inputs and library versions: fixed PDF/PNG metadata, fixed fonts (DejaVu Sans, shipped with matplotlib),
+fixed dpi, ``svg.hashsalt``. Missing arms are noted in the panel title ("not run: ..."); a figure with no data
+at all still writes a placeholder saying so (and logs a warning), so the pipeline's outputs always exist.
 """
 from __future__ import annotations
 
@@ -30,17 +30,18 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from prunebench.report.arms import ARM_LABELS, ARM_STYLES, arm_label, arm_style  # noqa: F401
-from prunebench.library.errors import PrunebenchError
-from prunebench.report.figures import fggp, force, prospr, sanity, spp  # noqa: F401  (registers the figures)
-from prunebench.report.figures.fggp import FGGP_ARMS, T_END, cubic_density  # noqa: F401
-from prunebench.report.figures.style import (  # noqa: F401
-    CB, DATASET_LABELS, DPI, FIGURES, PDF_METADATA, PNG_METADATA, FigureSpec, _placeholder, _style_rc,
-)
 from prunebench.library.artifacts import atomic_path
+from prunebench.library.errors import PrunebenchError
+from prunebench.report.figures import fggp, force, forest, prospr, sanity, spp  # noqa: F401  (register the figures)
+from prunebench.report.figures.look import DPI, PDF_METADATA, PNG_METADATA, style_rc
+from prunebench.report.figures.panels import placeholder
+from prunebench.report.figures.registry import FIGURES, FigureSpec
 from prunebench.report.papers import order_key as paper_order_key
-from prunebench.report.tables import HISTORY_COLUMNS, LAYERS_COLUMNS, SUMMARY_COLUMNS, Results, load_results  # noqa: F401
+from prunebench.report.tables import load_results
 
+__all__ = ["FIGURES", "FigureSpec", "figure_table_markdown", "make_all_figures", "make_figure", "render",
+           "save_figure"]
+FORMATS = ("pdf", "png")
 
 
 def render(name: str, results, preset: str | None = None, **kw) -> Figure:
@@ -49,47 +50,46 @@ def render(name: str, results, preset: str | None = None, **kw) -> Figure:
         raise PrunebenchError(f"unknown figure {name!r}; choose one of: {', '.join(sorted(FIGURES))}")
     res = load_results(results, preset)
     spec = FIGURES[name]
-    with matplotlib.rc_context(_style_rc()):
+    with matplotlib.rc_context(style_rc()):
         if res.summary.empty and "summary.csv" in spec.inputs and len(spec.inputs) == 1:
-            return _placeholder(name, "summary.csv has no rows" + (f" for preset {preset}" if preset else ""), res)
+            return placeholder(name, "summary.csv has no rows" + (f" for preset {preset}" if preset else ""), res)
         return spec.function(res, **kw)
 
 
-def save_figure(fig: Figure, out_stem) -> tuple[Path, Path]:
-    """Write `<out_stem>.pdf` and `<out_stem>.png` atomically with fixed metadata (byte-stable)."""
+def save_figure(fig: Figure, out_stem, formats=FORMATS) -> tuple:
+    """Write `<out_stem>.<format>` for each of `formats` (pdf, png) atomically with fixed metadata."""
     out_stem = Path(out_stem)
     if out_stem.suffix in (".pdf", ".png"):
         out_stem = out_stem.with_suffix("")
-    paths = (out_stem.parent / (out_stem.name + ".pdf"), out_stem.parent / (out_stem.name + ".png"))
-    with matplotlib.rc_context(_style_rc()):
-        with atomic_path(paths[0]) as tmp:
-            fig.savefig(tmp, format="pdf", metadata=PDF_METADATA, dpi=DPI)
-        with atomic_path(paths[1]) as tmp:
-            FigureCanvasAgg(fig)
-            fig.savefig(tmp, format="png", metadata=PNG_METADATA, dpi=DPI)
-    return paths
+    paths = []
+    with matplotlib.rc_context(style_rc()):  # the PNG first: its bytes must not depend on a PDF drawn before it
+        for fmt in sorted(formats, key=lambda f: f != "png"):
+            path = out_stem.parent / f"{out_stem.name}.{fmt}"
+            with atomic_path(path) as tmp:
+                if fmt == "png":
+                    FigureCanvasAgg(fig)
+                fig.savefig(tmp, format=fmt, metadata=PDF_METADATA if fmt == "pdf" else PNG_METADATA, dpi=DPI)
+            paths.append(path)
+    return tuple(sorted(paths, key=lambda p: [f"{out_stem.name}.{f}" for f in formats].index(p.name)))
 
 
-def make_figure(name: str, results_dir, out_stem, preset: str | None = None, **kw) -> tuple[Path, Path]:
-    """Draw paper figure `name` from `results_dir` (folder, list of folders or Results) into
-    `<out_stem>.pdf` and `<out_stem>.png`. Returns the two paths."""
-    with matplotlib.rc_context(_style_rc()):
+def make_figure(name: str, results_dir, out_stem, preset: str | None = None, formats=FORMATS, **kw) -> tuple:
+    """Draw figure `name` from `results_dir` (folder, list of folders or Results) into `<out_stem>.pdf` and
+    `<out_stem>.png` (or `formats`). Returns the paths."""
+    with matplotlib.rc_context(style_rc()):
         fig = render(name, results_dir, preset, **kw)
-        return save_figure(fig, out_stem)
+        return save_figure(fig, out_stem, formats)
 
 
-def make_all_figures(results_dir, out_dir, preset: str | None = None, names=None) -> dict:
-    """Every registered figure (or `names`) into `<out_dir>/<name>.{pdf,png}`; tables read once."""
+def make_all_figures(results_dir, out_dir, preset: str | None = None, names=None, formats=FORMATS) -> dict:
+    """Every registered figure (or `names`) into `<out_dir>/<name>.<format>`; tables read once."""
     res = load_results(results_dir, preset)
-    out = {}
-    for name in names or sorted(FIGURES):
-        out[name] = make_figure(name, res, Path(out_dir) / name, preset)
-    return out
+    return {name: make_figure(name, res, Path(out_dir) / name, preset, formats) for name in names or sorted(FIGURES)}
 
 
 def figure_table_markdown() -> str:
-    """README-ready table: figure name, paper, what it reproduces, arms drawn, inputs."""
-    rows = ["| Figure | Paper | Reproduces | Arms | Inputs |", "|---|---|---|---|---|"]
+    """README-ready table: figure name, paper, what it reproduces, what it draws, inputs."""
+    rows = ["| Figure | Paper | Reproduces | Draws | Inputs |", "|---|---|---|---|---|"]
     for name in sorted(FIGURES, key=lambda n: (paper_order_key(FIGURES[n].paper), n)):
         s = FIGURES[name]
         rows.append(f"| `{name}` | {s.paper} | {s.reproduces} | {', '.join(s.arms)} | {', '.join(s.inputs)} |")
