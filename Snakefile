@@ -6,6 +6,7 @@
 # prunebench.pipeline.workflow; what reruns is explained once, in prunebench.pipeline.provenance (content
 # decides, file times never do).
 import os
+import shlex
 import sys
 
 from snakemake.utils import min_version
@@ -13,7 +14,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from prunebench.pipeline import grid, paths, provenance
+from prunebench.pipeline import grid, paths, provenance, runsummary
 from prunebench.pipeline.locks import clear_stale_locks, register_run
 from prunebench.pipeline.workflow import resolve_config
 
@@ -33,21 +34,22 @@ if workflow.is_main_process:
         print("prunebench: removed the locks of an earlier run that did not finish (killed?); resuming",
               file=sys.stderr)
     register_run(".")
+    # The command that ran the pipeline, recorded in results/<preset>/run.json by the aggregate step.
+    os.environ.setdefault("PRUNEBENCH_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 FIGURES = config.get("figures", [])
 CLAIMS = config.get("claims", [])
 # One summary at the end of a run (cells run / reused / failed, wall time, the report and its verdicts); per-job
 # chatter in Snakemake's log file, not on the terminal (prunebench.pipeline.runsummary; PRUNEBENCH_VERBOSE=1: all).
-from prunebench.pipeline import runsummary as RS
 
-RUN_START = RS.start(workflow)
+RUN_START = runsummary.start(workflow)
 
 
 onsuccess:
-    RS.finish(config, RUN_START, ok=True, log=log)
+    runsummary.finish(config, RUN_START, ok=True, log=log)
 
 
 onerror:
-    RS.finish(config, RUN_START, ok=False, log=log)
+    runsummary.finish(config, RUN_START, ok=False, log=log)
 
 
 report: "report/workflow.rst"

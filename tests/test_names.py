@@ -33,36 +33,11 @@ KINDS = {
     "init scheme": (frozenset(init.SCHEMES), init.__file__),
     "model": (frozenset(models.MODELS), models.__file__),
 }
+# A table may name another table's rows as a relation of its own rows: the paper table says which methods each
+# paper compares (PaperInfo.methods). kind -> the other tables that may list its names.
+RELATIONS = {"method": (papers.__file__,)}
 SEPARATORS = re.compile(r"\s*(?:,|\||/|\s+or\s+|\s+and\s+|\s+)\s*")
 
-# Lists the guard still finds in files other engineers are changing on their own branches (issue 18 §2:
-# rep the report wing and the aggregator, rel the CLI help, the data sources and the preset schema).
-# file -> {(kind, names)} found there. The integrator empties this after merging those branches; an entry
-# no longer found fails `test_the_allowlist_holds_only_what_is_still_found`, so it cannot outlive its list.
-PENDING_ELSEWHERE = {
-    # rep: the during-training three, the arm order, the per-paper method sets, the figures' arms
-    "src/prunebench/pipeline/aggregate.py": {("method", ("fggp", "gmp", "mfgn_annealed"))},
-    "src/prunebench/report/arms.py": {
-        ("method", ("dense", "fggp", "force", "gmp", "grasp", "iter_snip", "magnitude", "mfgn_annealed", "prospr",
-                    "random", "snip", "synflow")),
-        ("paper", ("fggp", "force", "prospr"))},
-    "src/prunebench/report/figures/fggp.py": {("method", ("fggp", "gmp", "mfgn_annealed"))},
-    "src/prunebench/report/figures/force.py": {("method", ("force", "grasp", "iter_snip", "random", "snip"))},
-    "src/prunebench/report/figures/prospr.py": {
-        ("method", ("force", "grasp", "iter_snip", "prospr", "random", "snip", "synflow")),
-        ("paper", ("force", "prospr")), ("method", ("prospr", "snip"))},
-    "src/prunebench/report/figures/spp.py": {("method", ("random", "snip"))},
-    "src/prunebench/report/replication.py": {
-        ("method", ("fggp", "force", "prospr")), ("paper", ("fggp", "force", "prospr", "spp")),
-        ("method", ("force", "grasp", "iter_snip", "snip")),
-        ("method", ("force", "grasp", "iter_snip", "prospr", "snip", "synflow")), ("paper", ("force", "prospr")),
-        ("method", ("fggp", "gmp", "mfgn_annealed"))},
-    # rel: command help naming the choices, the data sources keyed by data set, an ablation check in the grid,
-    # the preset schema's enums
-    "src/prunebench/library/data/formats.py": {("dataset", ("cifar10", "cifar100"))},
-    "src/prunebench/library/data/sources.py": {("dataset", ("cifar10", "cifar100", "mnist", "tiny-imagenet"))},
-    "src/prunebench/pipeline/grid.py": {("ablation", ("invert", "shuffle"))},
-}
 
 
 def _lists(strings) -> set:
@@ -144,7 +119,8 @@ def name_lists(path: Path, text: str | None = None) -> set:
         found = _yaml(yaml.safe_load(text))
     else:
         found = _snakemake(text)
-    own = {kind for kind, (_, table) in KINDS.items() if Path(table).resolve() == path.resolve()}
+    own = {kind for kind, (_, table) in KINDS.items()
+           if path.resolve() in {Path(f).resolve() for f in (table, *RELATIONS.get(kind, ()))}}
     return {(kind, names) for kind, names in found if kind not in own}
 
 
@@ -157,18 +133,9 @@ def test_no_list_of_known_names_outside_its_table():
     bad = []
     for f in scanned_files():
         rel = str(f.relative_to(REPO))
-        for kind, names in sorted(name_lists(f) - PENDING_ELSEWHERE.get(rel, set())):
+        for kind, names in sorted(name_lists(f)):
             bad.append(f"{rel}: {kind} names {list(names)} (derive them from the {kind} table)")
     assert not bad, "\n".join(bad)
-
-
-def test_the_allowlist_holds_only_what_is_still_found():
-    stale = []
-    for rel, entries in PENDING_ELSEWHERE.items():
-        f = REPO / rel
-        found = name_lists(f) if f.exists() else set()
-        stale += [f"{rel}: {kind} {list(names)}" for kind, names in sorted(entries - found)]
-    assert not stale, "no longer found, remove from PENDING_ELSEWHERE:\n" + "\n".join(stale)
 
 
 def test_every_table_and_rule_file_is_scanned():
@@ -214,4 +181,5 @@ def test_the_guard_passes_derived_lists_single_names_and_the_tables_own_file():
     assert name_lists(Path("rules/x.smk"), 'dataset="|".join(DATASETS),\n') == set()
     table = Path(methods.__file__)
     assert name_lists(table) == set()                                              # the table itself
-    assert ("method", ("fggp", "gmp")) in name_lists(Path(papers.__file__), 'X = ("fggp", "gmp")')  # not its table
+    assert ("method", ("fggp", "gmp")) in name_lists(Path(init.__file__), 'X = ("fggp", "gmp")')  # not its table
+    assert ("paper", ("force", "spp")) in name_lists(Path(papers.__file__).with_name("x.py"), 'X = ("force", "spp")')

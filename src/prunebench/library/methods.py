@@ -114,13 +114,14 @@ class AblationInfo:
     linestyle: str       # drawn in the colour of the method it ablates, with this line style and marker
     marker: str
     summary: str
+    pruning_option: bool = False  # the ablation is the at-init pruning option of the same name (prune(..., shuffle=True))
 
 
 ABLATION_TABLE = (
     AblationInfo("shuffle", "layer-wise shuffle", "--", "s",
-                 "the arm's per-layer densities with random positions (pruning option `shuffle`)"),
+                 "the arm's per-layer densities with random positions (pruning option `shuffle`)", True),
     AblationInfo("invert", "inverted scores", ":", "v",
-                 "keep the lowest-scored weights instead of the highest (pruning option `invert`)"),
+                 "keep the lowest-scored weights instead of the highest (pruning option `invert`)", True),
     AblationInfo("reinit", "reinitialized", "-.", "D",
                  "the arm's mask trained from a fresh draw of the same init scheme (the `reinit` seed)"),
 )

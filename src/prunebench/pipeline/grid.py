@@ -398,7 +398,7 @@ def arm_options(cfg: dict, block: dict, arm: str) -> dict:
            **copy.deepcopy(block.get("arm_options", {}).get(base, {})),
            **copy.deepcopy(block.get("arm_options", {}).get(arm, {}))}
     ablation = cfg["arms"][arm].get("ablation")
-    if ablation in ("shuffle", "invert"):
+    if ablation is not None and METHOD_ABLATIONS[ablation].pruning_option:
         out[ablation] = True
     return out
 

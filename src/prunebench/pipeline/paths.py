@@ -28,6 +28,7 @@ TABLES_CSV = ("summary.csv", "timing.csv", "layers.csv", "history.csv")
 # each CSV with its checksum sidecar (io.write_checked_text), then the aggregate metrics for DVC
 TABLE_FILES = tuple(f for n in TABLES_CSV for f in (n, n + ".sha256")) + ("metrics.json",)
 RESOLVED_CONFIG = "config.yaml"
+RUN_RECORD = "run.json"  # the aggregate's record of the run: commits, command (not byte-stable)
 
 CELL_PATTERN = "{dataset}/{model}/{init}/{arm}/s{sparsity}/seed{seed}"
 INIT_PATTERN = "{dataset}/{model}/{init}/init/seed{seed}.safetensors"
@@ -84,6 +85,12 @@ def report_path(preset: str) -> str:
 def report_figures_dir(preset: str) -> str:
     """Where the report keeps git-tracked copies of the figures' PNGs (readable without any DVC remote)."""
     return f"paper/figures/{preset}"
+
+
+def report_data_dir(preset: str) -> str:
+    """Where the report keeps git-tracked copies of the per-seed tables it renders from (`prunebench report
+    --data` regenerates the report from them alone)."""
+    return f"paper/data/{preset}"
 
 
 def report_figure_path(preset: str, name: str) -> str:

@@ -35,7 +35,7 @@ from prunebench.library.artifacts import canonical_json
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.methods import AT_INIT_KIND, DURING_KIND, METHODS, method_info
 from prunebench.pipeline.grid import expand
-from prunebench.pipeline.paths import (CELL_FILES, RESOLVED_CONFIG, TABLE_FILES, cell_dir, data_manifest, figure_path,
+from prunebench.pipeline.paths import (CELL_FILES, RESOLVED_CONFIG, RUN_RECORD, TABLE_FILES, cell_dir, data_manifest, figure_path,
                                        init_path, table_path, train_init_path)
 
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -256,7 +256,7 @@ def output_ranks(cfg: dict, root: str = "results", figures_root: str = "figures"
         d = cell_dir(c, root)
         for name, r in CELL_FILES.items():
             ranks[f"{d}/{name}"] = r
-    for t in TABLE_FILES + (RESOLVED_CONFIG,):
+    for t in TABLE_FILES + (RESOLVED_CONFIG, RUN_RECORD):
         ranks[table_path(preset, t, root)] = 6
     for name in cfg.get("figures", []):
         for ext in ("pdf", "png"):

@@ -124,7 +124,7 @@ def cell_statuses(cfg: dict, since: float, root=".") -> dict:
     out = {}
     for c in expand(cfg):
         d = cell_dir(c)
-        t = _mtime(root / d / "metrics.json")
+        t = _mtime(root / d / ("metrics.json" if c.get("trained", True) else "prune.json"))  # sweep: prune only
         if t is not None:
             out[d] = "run" if t >= since else "reused"
             continue
@@ -150,19 +150,18 @@ def verdict_counts(cfg: dict, root=".") -> dict:
     """Claim status -> count on the preset's summary table (what the report's "Verdicts at a glance" says)."""
     # Imported here, not at the top: the Snakefile imports this module in every Snakemake process (cluster
     # jobs too), and pandas/scipy are only needed once, for the summary at the end of the main process.
-    from prunebench.report import claims as C
+    from prunebench.report.claims import load_claims
+    from prunebench.report.replication import claim_verdicts
     from prunebench.report.tables import load_results
 
     root = Path(root)
     if not cfg.get("claims"):
         return {}
-    papers = C.load_claims([root / "paper" / "reference" / f"{c}.yaml" for c in cfg.get("claims", [])])
-    summary = load_results(root / preset_dir(cfg["preset"]), cfg["preset"]).summary
+    papers = load_claims([root / "paper" / "reference" / f"{c}.yaml" for c in cfg.get("claims", [])])
+    _, verdicts = claim_verdicts(load_results(root / preset_dir(cfg["preset"]), cfg["preset"]), papers)
     counts = dict.fromkeys(VERDICTS, 0)
-    for p in papers:
-        for claim in p.claims:
-            status = C.check(claim, summary).status
-            counts[status] = counts.get(status, 0) + 1
+    for v in verdicts.values():
+        counts[v.status] = counts.get(v.status, 0) + 1
     return counts
 
 

@@ -17,7 +17,8 @@ import yaml
 from prunebench.library.artifacts import atomic_path
 from prunebench.library.methods import method_info
 from prunebench.pipeline.grid import cell_hash, load_config
-from prunebench.pipeline.paths import RESULTS, cell_dir, figures_dir, fmt_sparsity, preset_dir, report_figures_dir
+from prunebench.pipeline.paths import (RESULTS, cell_dir, figures_dir, fmt_sparsity, preset_dir, report_data_dir,
+                                       report_figures_dir)
 
 
 def jarg(obj) -> str:
@@ -94,7 +95,8 @@ def figure_argv(preset: str, name: str) -> list:
 
 def report_argv(preset: str, claims, out: str) -> list:
     return ["report", "--results-dir", preset_dir(preset), "--claims", *claims, "--out", out, "--preset", preset,
-            "--figures-dir", figures_dir(preset), "--embed-dir", report_figures_dir(preset)]
+            "--figures-dir", figures_dir(preset), "--embed-dir", report_figures_dir(preset),
+            "--data-dir", report_data_dir(preset)]
 
 
 FUNCTIONS = ("jarg", "prune_argv", "isometry_argv", "train_argv")

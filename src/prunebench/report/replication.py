@@ -139,6 +139,20 @@ def _figure_lines(names, figures_dir, embed_dir, out: Path) -> list:
     return lines
 
 
+def claim_verdicts(res: Results, papers) -> tuple:
+    """({paper: its summary with the derived metrics its claims read}, {claim id: Verdict}) of every claim and
+    check of `papers` on the tables `res`: what the report prints (and the pipeline's end-of-run summary counts)."""
+    summary = res.summary
+    frames, verdicts = {}, {}
+    for p in papers:
+        frame = with_metrics(summary, res.history, p.metrics() - set(summary.columns), p.protocol)
+        frame["train_loss_first"] = first_values(frame, res.history, "train_loss")
+        frames[p.paper] = frame
+        for c in p.claims:
+            verdicts[c["id"]] = claims_mod.check(c, frame, res.history, p.protocol)
+    return frames, verdicts
+
+
 def render_report(results, claims_paths=None, out="paper/replication.md", preset: str | None = None,
                   figures_dir=None, generated: str | None = None, results_label: str | None = None,
                   embed_dir=None, run: dict | None = None):
@@ -159,13 +173,7 @@ def render_report(results, claims_paths=None, out="paper/replication.md", preset
         results_label = str(results) if isinstance(results, (str, Path)) else "(tables passed in)"
     preset_txt = preset or res.preset or config.get("preset") or "; ".join(
         sorted({str(p) for p in summary["preset"].dropna()})) or "unknown"
-    frames, verdicts = {}, {}
-    for p in papers:
-        frame = with_metrics(summary, res.history, p.metrics() - set(summary.columns), p.protocol)
-        frame["train_loss_first"] = first_values(frame, res.history, "train_loss")
-        frames[p.paper] = frame
-        for c in p.claims:
-            verdicts[c["id"]] = claims_mod.check(c, frame, res.history, p.protocol)
+    frames, verdicts = claim_verdicts(res, papers)
 
     lines = [f"# Replication report: {preset_txt}", ""]
     lines.append(f"Preset **{preset_txt}** · per-seed data: `{results_label}`"

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from prunebench.library.errors import PrunebenchError
-from prunebench.library.datasets import DatasetSpec
+from prunebench.library.datasets import CIFAR_PYTHON, IDX, TINY_IMAGENET, DatasetSpec
 
 from prunebench.library.data import images
 from prunebench.library.data.archives import Tree, ZipTree, open_tree
@@ -175,14 +175,14 @@ def read_cifar_python(tree: Tree, prefix: str, spec: DatasetSpec) -> Raw:
 def read_tree(tree: Tree, spec: DatasetSpec, progress: bool) -> Raw:
     """Detect the layout of `tree` for `spec` and read it (official layouts first, then image trees)."""
     names = set(tree.names)
-    if spec.name == "mnist":
+    if spec.layout == IDX:
         for prefix in ("", "raw/", "MNIST/raw/", "mnist/"):
             if all(prefix + s + ".gz" in names or prefix + s in names for s in MNIST_STEMS):
                 return read_mnist(tree, prefix)
         named = _find_named_mnist(tree)
         if named is not None:
             return read_mnist(tree, *named)
-    if spec.name in ("cifar10", "cifar100"):
+    if spec.layout == CIFAR_PYTHON:
         marker = "data_batch_1" if spec.name == "cifar10" else "meta"
         needed = ("data_batch_1", "test_batch", "batches.meta") if spec.name == "cifar10" else ("train", "test", "meta")
         for n in tree.names:
@@ -190,7 +190,7 @@ def read_tree(tree: Tree, spec: DatasetSpec, progress: bool) -> Raw:
                 prefix = n[: -len(marker)]
                 if all(prefix + m in names for m in needed):
                     return read_cifar_python(tree, prefix, spec)
-    if spec.name == "tiny-imagenet":
+    if spec.layout == TINY_IMAGENET:
         prefix = images.find_tiny_imagenet(tree)
         if prefix is not None:
             return images.read_tiny_imagenet(tree, prefix, spec, progress)

@@ -20,60 +20,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.artifacts import atomic_path
-from prunebench.library.datasets import DatasetSpec, dataset_spec
+from prunebench.library.datasets import DATASETS, DatasetSpec, OfficialFile, dataset_spec
 
 from prunebench.library.data.basics import progress_enabled
 
 ENV_SOURCES = "PRUNEBENCH_DATA_SOURCES"
 
 
-@dataclass(frozen=True)
-class OfficialFile:
-    """One file of an official distribution, with its mirrors (tried in order) and published MD5s."""
-
-    name: str
-    urls: tuple
-    md5: str
-    content_md5: str | None = None  # MD5 of the decompressed content, for .gz files (MNIST)
-
-
-_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
-
-
-def _mnist_file(name, md5, content_md5):
-    return OfficialFile(name, tuple(m + name for m in _MNIST_MIRRORS), md5, content_md5)
-
-
-OFFICIAL_FILES: dict[str, tuple] = {
-    "mnist": (
-        _mnist_file("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
-        _mnist_file("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
-        _mnist_file("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
-        _mnist_file("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
-    ),
-    "cifar10": (OfficialFile("cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-                             "c58f30108f718f92721af3b95e74349a"),),
-    "cifar100": (OfficialFile("cifar-100-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),
-                              "eb9058c3a382ffc7106e4002c42a8d85"),),
-    "tiny-imagenet": (OfficialFile("tiny-imagenet-200.zip", ("http://cs231n.stanford.edu/tiny-imagenet-200.zip",),
-                                   "90528d7ca1a48142e341f4ef8d21d0de"),),
-}
-
-# Names searched in each PRUNEBENCH_DATA_SOURCES folder, in order: lossless official files first.
-SOURCE_NAMES: dict[str, tuple] = {
-    "mnist": ("mnist", "MNIST/raw", "."),
-    "cifar10": ("cifar-10-python.tar.gz", "cifar-10-batches-py", "cifar10", "cifar10.tar", "cifar10.tar.gz",
-                "cifar10.tar.xz", "cifar10.zip", "cifar10-jpeg.tar.xz", "cifar10-jpeg"),
-    "cifar100": ("cifar-100-python.tar.gz", "cifar-100-python", "cifar100", "cifar100.tar", "cifar100.tar.gz",
-                 "cifar100.tar.xz", "cifar100.zip", "cifar100-jpeg.tar.xz", "cifar100-jpeg"),
-    "tiny-imagenet": ("tiny-imagenet-200.zip", "tiny-imagenet-200", "tiny-imagenet", "tiny-imagenet.tar",
-                      "tiny-imagenet.tar.gz", "tiny-imagenet.tar.xz", "tiny-imagenet.zip"),
-}
+# The official files and the local names of every data set, from the data-set table (tests patch these dicts).
+OFFICIAL_FILES: dict[str, tuple] = {name: spec.official_files for name, spec in DATASETS.items()}
+SOURCE_NAMES: dict[str, tuple] = {name: spec.source_names for name, spec in DATASETS.items()}
 
 # The four MNIST IDX files (official names without ".gz"), in the order train images, train labels, test
 # images, test labels.

@@ -58,7 +58,7 @@ def expected_outputs(cfg: dict) -> dict:
             ic = {"dataset": c["dataset"], "model": c["model"], "init": c["init"], "seeds": {"init": c["seeds"][concern]}}
             out[P.init_path(c, concern=concern)] = per_config(lambda k, ic=ic: V.init_key(k, ic))
         d = P.cell_dir(c)
-        steps = [(P.TRAIN_FILES + P.TRAIN_EXTRA, V.train_key)]
+        steps = [(P.TRAIN_FILES + P.TRAIN_EXTRA, V.train_key)] if c.get("trained", True) else []  # sweep: no train
         steps += [(P.PRUNE_FILES, V.prune_key)] if M.method_info(c["method"]).at_init else []
         steps += [(P.ISOMETRY_FILES, V.isometry_key)] if c["isometry"] else []
         for files, key in steps:
@@ -66,7 +66,7 @@ def expected_outputs(cfg: dict) -> dict:
             for f in files:
                 out[f"{d}/{f}"] = fn
     tables, report = per_config(V.tables_key), per_config(V.report_key)
-    for t in P.TABLE_FILES + (P.RESOLVED_CONFIG,):
+    for t in P.TABLE_FILES + (P.RESOLVED_CONFIG, P.RUN_RECORD):
         out[P.table_path(pre, t)] = tables
     for name in cfg.get("figures", []):
         fig = per_config(lambda k, name=name: V.figure_key(k, name))

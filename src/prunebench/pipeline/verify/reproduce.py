@@ -93,6 +93,7 @@ def compare(a: Path, b: Path, gpu: bool) -> str | None:
 
 def reproduce_cell(cfg: dict, cell: dict, root: Path, train: bool = True) -> list:
     """Rerun one cell's prune / isometry (/ train) steps in a temporary folder; return what differs."""
+    train = train and cell.get("trained", True)  # a sweep cell (prune + JSV only) has nothing trained
     fn = argv_builders(cfg, cfg.get("device", "auto"))
     th = cfg.get("threads", 1)
     d = P.cell_dir(cell)

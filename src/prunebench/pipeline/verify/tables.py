@@ -34,7 +34,7 @@ def check_tables(cfg: dict, cfg_path: Path, root: Path, found: Findings, log=pri
         mirror = Path(tmp) / P.RESULTS / preset
         mirror.mkdir(parents=True)
         for entry in res.iterdir():
-            if entry.name not in P.TABLE_FILES and entry.name not in (P.RESOLVED_CONFIG, "logs"):
+            if entry.name not in P.TABLE_FILES and entry.name not in (P.RESOLVED_CONFIG, P.RUN_RECORD, "logs"):
                 (mirror / entry.name).symlink_to(entry.resolve())
         try:
             aggregate(Path(cfg_path).resolve(), Path(tmp) / P.RESULTS)
