@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from prunebench.library.data import Data
+from prunebench.library.data.batches import epoch_batches, epoch_order, eval_batches, train_batches
 from prunebench.library.datasets import dataset_spec
 from prunebench.library.init import initialize
 from prunebench.library.masks import Mask
@@ -29,7 +30,9 @@ from prunebench.library.pruners.topk import select
 from prunebench.library.train import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference.old_train import eval_batches as old_eval_batches  # noqa: E402
 from reference.old_train import train as old_train  # noqa: E402
+from reference.old_train import train_batches as old_train_batches  # noqa: E402
 
 FILES = ("metrics.json", "checkpoint.safetensors", "final_mask.safetensors")
 
@@ -144,3 +147,36 @@ def test_a_diverging_run_is_recorded_alike(tmp_path):
     mb, model_b = blown(train, tmp_path / "new")
     assert mb["diverged"]["epoch"] == 1
     assert (tmp_path / "old" / "metrics.json").read_bytes() == (tmp_path / "new" / "metrics.json").read_bytes()
+
+
+@pytest.mark.parametrize("dataset, n, batch, drop_last", [("cifar10", 70, 16, False), ("cifar10", 64, 16, True),
+                                                         ("mnist", 75, 20, False)])
+def test_epoch_feed_gives_the_old_batches(dataset, n, batch, drop_last):
+    """The whole-epoch draws and chunked gathering give the old per-batch stream's values, from any starting
+    batch and with any chunk size (a chunk of one batch, a few, the whole epoch)."""
+    data = fake_data(dataset, n_train=n)
+    for epoch in (0, 3):
+        old = list(old_train_batches(data, batch, epoch=epoch, seed=7, drop_last=drop_last))
+        new = list(train_batches(data, batch, epoch=epoch, seed=7, drop_last=drop_last))
+        assert len(old) == len(new)
+        for (xa, ya), (xb, yb) in zip(old, new):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        order = epoch_order(data, batch, epoch, 7, drop_last=drop_last)
+        for start in (0, 1, 2):
+            for chunk in (1, 3 * batch * 3 * 32 * 32 * 4, 1 << 30):
+                got = list(epoch_batches(data, order, start=start, chunk_bytes=chunk))
+                assert len(got) == len(old) - start
+                for (xa, ya), (xb, yb) in zip(old[start:], got):
+                    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    limited = epoch_order(data, batch, 1, 7, limit=2)
+    assert limited.batches == 2 and list(epoch_batches(data, limited))[1][0].shape[0] == batch
+
+
+def test_eval_batches_from_the_normalised_copy_are_the_old_ones():
+    data = fake_data("cifar10", n_train=40, n_test=37)
+    old = list(old_eval_batches(data, "test", 10))
+    for cache in (False, True, False):  # without, making the copy, then reading the copy made
+        new = list(eval_batches(data, "test", 10, cache=cache))
+        assert [b[0].shape[0] for b in new] == [10, 10, 10, 7]
+        for (xa, ya), (xb, yb) in zip(old, new):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
