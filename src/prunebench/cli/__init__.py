@@ -15,7 +15,7 @@ import os
 import sys
 
 COMMANDS = ("data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report", "verify",
-            "bench", "methods")
+            "bench", "methods", "plan")
 
 
 def command_module(cmd: str):

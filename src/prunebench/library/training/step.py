@@ -128,6 +128,9 @@ class CudaGraphs:
     def __init__(self, device):
         self.device = torch.device(device)
         self.side = torch.cuda.Stream(device=self.device)
+        # one memory pool for every capture of the run: a re-capture (a new learning rate) reuses the memory of
+        # the graph it replaces (which is dropped first) instead of holding a second pool
+        self.pool = torch.cuda.graph_pool_handle()
 
     def warmup(self, fn):
         cur = torch.cuda.current_stream(self.device)
@@ -140,7 +143,7 @@ class CudaGraphs:
     def capture(self, fn):
         torch.cuda.synchronize(self.device)
         g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
+        with torch.cuda.graph(g, pool=self.pool):
             out = fn()
         return _Captured(g, out)
 
@@ -227,7 +230,7 @@ class GraphStep:
         return self.graph.replay()
 
     def _capture(self, lr: float) -> None:
-        self.graph = None
+        self.graph = None  # the replaced graph's memory goes back to the shared pool before the new capture
         try:
             graph = self.backend.capture(lambda: self.s.body(self.static_x, self.static_y, lr))
         except _NoGradient:
