@@ -16,8 +16,8 @@ def setup_determinism(threads: int = 1, device: str = "cpu") -> None:
     torch.set_num_threads(int(threads))
     # CPU: strict. CUDA: deterministic kernels wherever PyTorch has one; an op without one (e.g. some loss
     # kernels in some versions) warns instead of aborting a 10-hour run, and the warning lands in the log.
-    # The switch itself, without torch.use_deterministic_algorithms' import of torch._inductor (3-4 s per job,
-    # for a compiler flag): `deterministic_compile()` sets that flag where torch.compile is used.
+    # The switch itself, without torch.use_deterministic_algorithms' import of torch._inductor (about 1 s of CPU
+    # per process, for a compiler flag): `deterministic_compile()` sets that flag where torch.compile is used.
     torch._C._set_deterministic_algorithms(True, warn_only=str(device).startswith("cuda"))
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False

@@ -212,8 +212,9 @@ def jacobian_singular_values(model, inputs: torch.Tensor, method: str = "auto", 
     method: "func" (torch.func vmap(jacrev), one Jacobian per example), "loop" (one backward pass of the whole
     batch per output: row k of example b's Jacobian is d sum_b' out[b', k] / d x[b] when examples do not
     interact, as in eval mode), or "auto": loop, checked on the first example computed alone (it must agree to
-    1e-5), else func. On the SPP check (MLP-7, 5,000 MNIST examples) the loop takes 0.6 s where vmap(jacrev)
-    takes 2.8 s plus the import of torch._dynamo; the two agree to float32 rounding (tests/test_signal.py).
+    1e-5), else func. On the SPP check (MLP-7, 5,000 MNIST examples) both take about 0.7 s of CPU, but the
+    first use of torch.func imports torch._dynamo (about 1.1 s of CPU per process), which the loop avoids; the
+    two agree to float32 rounding (tests/test_signal.py).
     """
     choose("JSV method", method, JSV_METHODS)
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 2 or inputs.shape[0] < 1:
