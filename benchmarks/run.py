@@ -268,8 +268,9 @@ def suite_cells(device, reduced, out):
 
 
 def job_costs(device) -> tuple:
-    """({init: s}, fixed seconds of a job in a worker process): `prunebench init` in process, and opening the
-    MNIST cache (load + content hash) as every training and pruning job does, when ../shared/data has MNIST."""
+    """({init: s}, the fixed seconds of a training or pruning job in a worker process): `prunebench init` in
+    process, and a whole `prunebench train` job of one step in process (opening the data with its content check,
+    the model, the checkpoint, metrics and the run manifest with its git queries), when ../shared/data has MNIST."""
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         cli(["init", "--model", "mlp-7-tanh", "--dataset", "mnist", "--scheme", "orthogonal", "--out", f"{d}/i.safetensors"])
@@ -278,9 +279,12 @@ def job_costs(device) -> tuple:
         src = ROOT.parent / "shared" / "data" / "mnist"
         if src.is_dir():
             cli(["data", "--dataset", "mnist", "--cache-dir", d, "--source", str(src), "--manifest", f"{d}/mnist.json"])
+            cfg = json.dumps({"max_steps": 1, "eval_every": 1, "batch_size": 100, "augment": False})
             t0 = time.perf_counter()
-            open_data(f"{d}/mnist.json", device, val_fraction=0.1, val_seed=1)
-            overhead = time.perf_counter() - t0 + init_s
+            cli(["train", "--init", f"{d}/i.safetensors", "--data", f"{d}/mnist.json", "--config", cfg,
+                 "--val-fraction", "0.1", "--no-progress", "--out-dir", f"{d}/run"])
+            one_step = 100 / 45000 + 16000 / 110000  # the step and the evaluation, at the cells' rates (subtracted)
+            overhead = max(0.1, time.perf_counter() - t0 - one_step)
     print(f"  job costs: init {init_s:.2f} s, a job's fixed part {overhead:.2f} s", flush=True)
     return {"init": init_s}, overhead
 

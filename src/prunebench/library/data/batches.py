@@ -199,14 +199,15 @@ def epoch_batches(data: Data, order: EpochOrder, start: int = 0, stop: int | Non
         c1 = min(stop, c0 + chunk)
         lo, hi = (c0 - start) * b, min(len(perm), (c1 - start) * b)
         idx = perm[lo:hi]
+        # index_select: whole rows copied (a CPU gather of uint8 images ~5x faster than x[idx]); the same values
         if xn is not None:
-            xc = xn[idx]
+            xc = torch.index_select(xn, 0, idx)
         else:
-            xc = x[idx]
+            xc = torch.index_select(x, 0, idx)
             if aug:
                 xc = crop_flip(xc, offsets[lo:hi], flips[lo:hi])
             xc = normalize(xc, data.spec)
-        yc = y[idx]
+        yc = torch.index_select(y, 0, idx)
         for i in range(0, hi - lo, b):
             yield xc[i:i + b], yc[i:i + b]
 
