@@ -44,7 +44,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 from prunebench.library import signalprop as new_signal  # noqa: E402
 from prunebench.library.data import open_data  # noqa: E402
 from prunebench.library.init import initialize  # noqa: E402
-from prunebench.library.masks import Mask  # noqa: E402
 from prunebench.library.models import build_model, prunable_modules, prunable_parameters  # noqa: E402
 from prunebench.library.pruners import prune as new_prune  # noqa: E402
 from prunebench.library.pruners.topk import select  # noqa: E402

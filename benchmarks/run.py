@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from prunebench.cli import main as cli  # noqa: E402
-from prunebench.library.data import Data, open_data  # noqa: E402
+from prunebench.library.data import Data  # noqa: E402
 from prunebench.library.init import initialize  # noqa: E402
 from prunebench.library.masks import Mask  # noqa: E402
 from prunebench.library.models import build_model, prunable_parameters  # noqa: E402

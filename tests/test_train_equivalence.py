@@ -23,7 +23,6 @@ from prunebench.library.data import Data
 from prunebench.library.data.batches import epoch_batches, epoch_order, eval_batches, train_batches
 from prunebench.library.datasets import dataset_spec
 from prunebench.library.init import initialize
-from prunebench.library.masks import Mask
 from prunebench.library.models import build_model, prunable_modules, prunable_parameters
 from prunebench.library.pruners.during import make_during_training
 from prunebench.library.pruners.topk import select

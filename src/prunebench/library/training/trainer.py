@@ -24,7 +24,6 @@ graph's body run eagerly: the CPU check of the graph path), "graph" (CUDA only).
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import sys
@@ -370,7 +369,7 @@ class Trainer:
 
     def finish(self, diverged) -> dict:
         """metrics.json and timing.json of a finished (or diverged) run."""
-        cfg, history, enforcer, out_dir, times = self.cfg, self.history, self.enforcer, self.out_dir, self.times
+        history, enforcer, out_dir, times = self.history, self.enforcer, self.out_dir, self.times
         last = history[-1] if history else {}
         best = self.best
         metrics = {"final_acc": None if diverged else last.get("test_acc"), "best_acc": best if best >= 0 else None,
