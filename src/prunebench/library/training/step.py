@@ -143,7 +143,8 @@ class CudaGraphs:
     def capture(self, fn):
         torch.cuda.synchronize(self.device)
         g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g, pool=self.pool):
+        # thread_local: the checkpoint writer's thread (host tensors only) may run while an epoch's re-capture does
+        with torch.cuda.graph(g, pool=self.pool, capture_error_mode="thread_local"):
             out = fn()
         return _Captured(g, out)
 
