@@ -1,5 +1,7 @@
 """Training loop: masked-step invariants, resume == uninterrupted (bytes), determinism, schedules, hooks, and the
 step modes (plain, static, the CUDA graph path with its capture emulated)."""
+import contextlib
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -16,8 +18,8 @@ from prunebench.library.pruners.topk import select
 from prunebench.library.datasets import dataset_spec
 from prunebench.library.pruners.during import make_during_training
 from prunebench.library.train import TrainConfig, train
-from prunebench.library.training import MaskedSGD
-from prunebench.library.training.step import WARMUP_STEPS
+from prunebench.library.training import MaskedSGD, MaskEnforcer
+from prunebench.library.training.step import WARMUP_STEPS, CudaGraphs, GraphStep, Stepper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_train_equivalence import assert_same_outputs, fake_data, make_model, run_case  # noqa: E402
@@ -312,3 +314,47 @@ def test_a_parameter_without_gradient_falls_back_to_plain_steps(tmp_path):
     assert (tmp_path / "plain" / "metrics.json").read_bytes() == (tmp_path / "static" / "metrics.json").read_bytes()
     assert (tmp_path / "plain" / "checkpoint.safetensors").read_bytes() == \
         (tmp_path / "graph-emulated" / "checkpoint.safetensors").read_bytes()
+
+
+def test_the_cuda_graph_backend_uses_the_cuda_api_it_names(monkeypatch):
+    """No GPU here: the CUDA backend of the graph path runs against stand-ins for torch.cuda's stream and graph
+    objects, which check that it warms up on a side stream, captures into one shared pool in thread-local error
+    mode and replays; the real torch.cuda.graph must accept the keywords it passes (as on torch 2.11)."""
+    params = inspect.signature(torch.cuda.graph.__init__).parameters
+    assert {"pool", "capture_error_mode"} <= set(params) and callable(torch.cuda.graph_pool_handle)
+    calls = []
+
+    class FakeStream:
+        def __init__(self, device=None):
+            calls.append("stream")
+
+        def wait_stream(self, other):
+            calls.append("wait")
+
+    class FakeGraph:
+        def replay(self):
+            calls.append("replay")
+
+    @contextlib.contextmanager
+    def fake_graph(g, pool=None, capture_error_mode="global"):
+        assert isinstance(g, FakeGraph) and pool == "pool" and capture_error_mode == "thread_local"
+        calls.append("capture")
+        yield
+
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: FakeStream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: "pool")
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", fake_graph)
+    model = make_model("lenet300", "mnist")
+    stepper = Stepper(model, model, MaskedSGD(list(model.parameters()), 0.9, 5e-4), MaskEnforcer(model, None),
+                      device="cpu", amp=False, channels_last=False, label_smoothing=0.0)
+    stepper.make_static()
+    graph = GraphStep(stepper, (8, 1, 28, 28), log=lambda s: None, backend=CudaGraphs("cpu"))
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    for i in range(WARMUP_STEPS + 3):
+        graph.run(x, y, 0.1 if i < WARMUP_STEPS + 2 else 0.01, hooks_needed=False)
+    assert calls.count("capture") == 2 and calls.count("replay") == 3 and "sync" in calls
+    assert graph.captures == 2 and graph.replays == 3 and graph.eager_steps == WARMUP_STEPS and graph.fallback is None
