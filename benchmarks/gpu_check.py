@@ -8,15 +8,20 @@ part stopped by its own deadline and saying what it skipped.
 
 Parts (their time limits on the GPU, from the script's start; unused time passes to the next part):
 
-1. throughput  (<= 160 s) benchmarks/gpu_throughput.py in its own process: dense vs masked images/s, our loop
-               vs a reference-style DataLoader loop, VGG19 / ResNet-50 epoch time and FLOP/s against the bf16
-               peak, k worker processes sharing the GPU, pruning time and peak memory per method (FORCE 60
-               steps vs 60 x SNIP), and one step as eager / CUDA graph / torch.compile variants;
-2. determinism (<= 70 s)  the smoke preset twice on the GPU (two pools of fresh worker processes, two working
+1. throughput  (<= 300 s) benchmarks/gpu_throughput.py in its own process: every row of issue 19's table --
+               our loop vs a reference-style DataLoader loop, the VGG19 / ResNet-50 epoch time and FLOP/s
+               against the bf16 peak, one step as the old eager step / a hand-captured CUDA graph / train()'s
+               plain and graph steps / torch.compile variants (VGG19 and ResNet-20), dense vs masked images/s,
+               pruning time and peak memory per method (FORCE 60 steps vs 60 x SNIP and vs Iter SNIP, SynFlow
+               100 iterations), k = 1, 2, 3, 4, 6, 8 worker processes sharing the GPU (the best k), and whether
+               train()'s graph path and its plain steps give the same bytes; the summary prints the table with
+               each row's goal (`issue19_table`);
+2. determinism (<= 60 s)  the smoke preset twice on the GPU (two pools of fresh worker processes, two working
                folders), every output file compared byte for byte: what is identical, what is not and where;
-3. force       (the rest, >= 150 s reserved) config/force-check.yaml with its epochs sized to the time left
-               (from part 1's measured multi-process training rate), on the CIFAR-10 JPEG copy; tables,
-               the three FORCE figures and paper/replication-force-check.md with the shortening stated.
+3. force       (what is left, skipped under 90 s: not part of issue 19's table) config/force-check.yaml with
+               its epochs sized to the time left (from part 1's measured rate of its best k processes, which
+               are also its workers), on the CIFAR-10 JPEG copy; tables, the three FORCE figures and
+               paper/replication-force-check.md with the shortening stated.
 
 Data: $PRUNEBENCH_DATA_SOURCES and the force-check preset's data_sources point at --data-sources (default
 .device-data/, filled by benchmarks/prepare_gpu_check.sh: mnist/ and cifar10-jpeg.tar.xz); both caches are
@@ -61,12 +66,12 @@ from prunebench.pipeline import paths as P  # noqa: E402
 
 # Seconds. "max": a part's own limit; "min": what is kept free for it while earlier parts run; "least": below
 # this much time a part is skipped rather than started.
-PLAN = {
-    "gpu": {"budget": 450, "throughput": {"max": 160}, "determinism": {"max": 70, "min": 40},
-            "force": {"min": 150}, "pack": 10, "workers": 6, "finish_reserve": 25,
-            "least": {"throughput": 30, "determinism": 20, "force": 60}},
-    "cpu-smoke": {"budget": 300, "throughput": {"max": 60}, "determinism": {"max": 70, "min": 20},
-                  "force": {"min": 40}, "pack": 5, "workers": 2, "finish_reserve": 20,
+PLAN = {  # part 1 measures every row of issue 19's table; part 3 gets what is left (and is skipped below 90 s)
+    "gpu": {"budget": 450, "throughput": {"max": 300}, "determinism": {"max": 60, "min": 40},
+            "force": {"min": 0}, "pack": 10, "workers": 6, "probe_workers": 8, "finish_reserve": 25,
+            "least": {"throughput": 30, "determinism": 20, "force": 90}},
+    "cpu-smoke": {"budget": 300, "throughput": {"max": 90}, "determinism": {"max": 70, "min": 20},
+                  "force": {"min": 40}, "pack": 5, "workers": 2, "probe_workers": 2, "finish_reserve": 20,
                   "least": {"throughput": 10, "determinism": 10, "force": 10}},
 }
 # Force-check sizing (GPU): training work per cell-epoch in image-equivalents (45k train + 15k evaluated
@@ -113,6 +118,52 @@ def sizing_inputs(tp: dict) -> tuple:
              and r.get("method") in ("force", "iter_snip", "grasp")]
     prune_s = max(walls) + SIZING["prune_overhead_s"] if walls else SIZING["fallback_prune_s"]
     return rate, basis, prune_s
+
+
+def issue19_table(tp: dict) -> list:
+    """Issue 19's table from part 1's results: one row per line of the issue, with the measured value (None: not
+    measured), the goal and whether it is met (None when not measured)."""
+    def find(rows, **kw):
+        return next((r for r in rows or [] if all(r.get(k) == v for k, v in kw.items())), None)
+
+    rows = []
+
+    def row(what, value, goal, met):
+        rows.append({"row": what, "measured": value, "goal": goal, "met": met if value is not None else None})
+
+    ref = {m: find(tp.get("reference"), model=m) for m in ("vgg19", "resnet20")}
+    sp = {m: r["speedup"] for m, r in ref.items() if r}
+    row("ours vs the reference-style loop (VGG19 / ResNet-20)", sp or None, ">= 3x both",
+        len(sp) == 2 and all(v >= 3 for v in sp.values()))
+    ep = find(tp.get("flops"), model="vgg19")
+    row("one CIFAR-10 epoch of VGG19, batch 128 (s)", ep and ep["cifar10_epoch_s"], "<= 1.5 s deterministic",
+        bool(ep) and ep["cifar10_epoch_s"] <= 1.5)
+    var = {r["variant"]: r for r in tp.get("variants", []) if r.get("model") == "vgg19" and "img_s" in r}
+    step = {k: var[k]["step_ms"] for k in ("eager", "cudagraph", "loop_plain", "loop_graph") if k in var}
+    loop_vs_graph = (ep["img_s"] / var["cudagraph"]["img_s"]) if ep and "cudagraph" in var else None
+    row("one VGG19 step, ms: eager / hand-captured graph / train()'s plain and graph steps", step or None,
+        "the loop at the graph's speed", loop_vs_graph is not None and loop_vs_graph >= 0.9)
+    rows[-1]["loop_epoch_over_graph_step"] = loop_vs_graph
+    md = {r["model"]: r["masked_over_dense"] for r in tp.get("train", [])}
+    row("masked (99 %) / dense, per model", md or None, ">= 0.95 on every model", bool(md) and min(md.values()) >= 0.95)
+    f60 = find(tp.get("prune"), model="vgg19", method="force60_over_60x_snip")
+    fi = find(tp.get("prune"), model="vgg19", method="force_over_iter_snip")
+    row("FORCE 60 steps / 60 SNIP scorings, VGG19; FORCE / Iter SNIP", f60 and {"force_over_60_snip": f60["ratio"],
+        "force_over_iter_snip": fi and fi["ratio"], "force_s": f60["force_s"]}, "<= 1.1, and FORCE ~ Iter SNIP",
+        bool(f60) and f60["ratio"] <= 1.1 and bool(fi) and fi["ratio"] <= 1.15)
+    syn = find(tp.get("prune"), model="vgg19", method="synflow")
+    row("SynFlow, 100 iterations, VGG19 (s)", syn and syn["wall_s"], "<= 5 s", bool(syn) and syn["wall_s"] <= 5)
+    comp = [r for r in tp.get("variants", []) if r.get("variant", "").startswith("compile")]
+    row("torch.compile step variants", {f"{r['variant']} {r.get('model')}": r.get("img_s", r.get("error")) for r in comp}
+        or None, "run and measured", bool(comp) and all("img_s" in r for r in comp))
+    conc = tp.get("concurrency") or {}
+    row("k training processes sharing the GPU: best k", conc.get("best_k") and {
+        "best_k": conc["best_k"], "aggregate_img_s": conc.get("aggregate_img_s"),
+        "rounds": {r["processes"]: round(r["aggregate_img_s"]) for r in conc.get("rounds", [])}},
+        "the best k measured and used by the pipeline", bool(conc.get("best_k")))
+    gb = tp.get("graph_bytes")
+    row("graph path vs plain steps: same bytes", gb and gb["identical"], "identical", bool(gb) and gb["all_identical"])
+    return rows
 
 
 def lr_drop_epochs(train: dict, epochs: int) -> list:
@@ -466,8 +517,8 @@ class Check:
         path = self.work / "throughput.json"
         self.say(f"PART 1 throughput: {d - time.time():.0f} s")
         cmd = [sys.executable, str(HERE / "gpu_throughput.py"), "--mode", "gpu" if self.cuda else "tiny",
-               "--device", self.device, "--deadline", repr(d), "--out-json", str(path), "--workers", str(self.workers),
-               "--threads", "4" if self.cuda else "1"]
+               "--device", self.device, "--deadline", repr(d), "--out-json", str(path),
+               "--workers", str(self.plan["probe_workers"]), "--threads", "4" if self.cuda else "1"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env(), cwd=self.work)
         pump = threading.Thread(target=lambda: [print("  " + line, end="", flush=True) for line in proc.stdout], daemon=True)
         pump.start()
@@ -487,7 +538,7 @@ class Check:
             doc.setdefault("skipped", []).append({"item": doc.get("current") or "?", "reason": "killed: ran past the part's deadline"})
             path.write_text(json.dumps(doc, indent=2) + "\n")
         return {"status": status, "returncode": proc.returncode, "skipped": doc.get("skipped", []),
-                "errors": [e["item"] + ": " + e["error"] for e in doc.get("errors", [])]}
+                "errors": [e["item"] + ": " + e["error"] for e in doc.get("errors", [])], "table": issue19_table(doc)}
 
     # -- part 2
     def determinism(self, d: float) -> dict:
@@ -560,11 +611,12 @@ class Check:
         else:
             cfg.pop("data_sources", None)  # $PRUNEBENCH_DATA_SOURCES is searched (the CPU smoke test's synthetic set)
         cells = len(G.expand(G.validate(copy.deepcopy(cfg))))
-        workers = min(self.workers, cells)
         tp_path = self.work / "throughput.json"
         if not tp_path.exists() and self.args.throughput_json:  # a rerun of part 3 alone: an earlier run's numbers
             tp_path = Path(self.args.throughput_json)
         tp = json.loads(tp_path.read_text()) if tp_path.exists() else {}
+        best_k = (tp.get("concurrency") or {}).get("best_k") if self.cuda else None
+        workers = min(self.args.workers or best_k or self.workers, cells)  # part 1's best k, unless given
         rate, basis, prune_s = sizing_inputs(tp)
         if self.cuda and rate == SIZING["fallback_img_s"]:  # part 1 did not measure: measure the rate now (~30 s)
             probe = self.work / "throughput-probe.json"
@@ -716,6 +768,9 @@ class Check:
             extra = ""
             if part == "throughput":
                 extra = f"; skipped: {[s['item'] for s in res.get('skipped', [])]}; errors: {res.get('errors', [])}"
+                for r in res.get("table", []):
+                    met = {True: "MET", False: "missed", None: "not measured"}[r["met"]]
+                    print(f"      {met:12s} {r['row']}: {json.dumps(r['measured'], default=str)[:160]} (goal {r['goal']})")
             elif part == "determinism":
                 extra = f"; {res.get('verdict', res.get('reason', ''))}"
             elif part == "force":

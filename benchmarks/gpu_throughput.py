@@ -10,18 +10,26 @@ Items, in order (each skipped with a reason when its estimated time no longer fi
   flops        one full CIFAR-10 epoch (50,000 images, batch 128) of VGG19 and ResNet-50 through our loop:
                epoch time, evaluation time on 10,000 images, achieved FLOP/s (3 x forward FLOPs x images/s)
                as a fraction of the bf16 peak (datasheet and measured matmul) (goal: VGG19 epoch <= 1 s)
-  concurrency  k training processes on one GPU at once (the pipeline's worker pool): aggregate images/s
-               of VGG19 at 99 % sparsity; benchmarks/gpu_check.py sizes the force-check epochs from it
+  concurrency  k training processes on one GPU at once (the pipeline's worker pool), for every k of SIZES
+               (1, 2, 3, 4, 6, 8 on a GPU): aggregate images/s of VGG19 at 99 % sparsity, each process taking
+               train()'s step (a CUDA graph); the best k is recorded (`concurrency.best_k`: what the pipeline's
+               GPU resources and `prunebench plan` use); benchmarks/gpu_check.py sizes the force-check epochs from it
   reference    our loop vs a loop as the official codes train (torchvision DataLoader with PIL transforms
                in worker processes, fp32, PyTorch's default cuDNN flags, mask gradient hooks), 99 %
                sparsity, same model and batch (goal: >= 3x)
   prune        scoring wall time and peak memory of every at-init method on VGG19 and ResNet-50 at 99 %,
                batch 128; FORCE with 60 steps vs 60 x one SNIP scoring (goal: <= 1.1)
-  variants     one training step of VGG19, batch 128, written as train() runs it, in eager mode, captured
-               whole as a CUDA graph, under torch.compile (default) and torch.compile(mode=reduce-overhead):
-               which is fastest (compile variants last: they cost tens of seconds of compilation)
+  variants     one training step, batch 128: the old loop's eager step (torch.optim.SGD, fresh .grad), the whole
+               step captured by hand as a CUDA graph, train()'s own steps (plain, and the CUDA-graph path it
+               takes by default), and torch.compile (default and mode=reduce-overhead) around the model, on VGG19
+               and ResNet-20; which is fastest, and train()'s graph step over the hand-captured graph ("the loop
+               runs at the graph's speed"; compile variants last: tens of seconds of compilation each)
+  graph_bytes  train() on the same data twice with plain steps and twice with its CUDA-graph path (the capture
+               emulated on a CPU): are metrics.json and the checkpoint byte-identical between the paths and
+               between two runs of each (goal: yes)
 
-`--mode tiny` runs every item with tiny sizes (CPU smoke test, seconds); GPU-only items say "needs CUDA".
+`--mode tiny` runs every item with tiny sizes (CPU smoke test, seconds); GPU-only items say "needs CUDA"; on a
+CPU the compile variants use torch.compile's "eager" backend (tracing only: no C++ compiler needed) and say so.
 `--probe` is the internal entry point of one concurrency process.
 """
 from __future__ import annotations
@@ -34,6 +42,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -50,10 +59,12 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 from prunebench.library.data import train_batches  # noqa: E402
+from prunebench.library.datasets import dataset_spec  # noqa: E402
 from prunebench.library.init import initialize  # noqa: E402
 from prunebench.library.models import build_model  # noqa: E402
 from prunebench.library.runtime import device_name, setup_determinism, versions  # noqa: E402
-from prunebench.library.train import MaskEnforcer, TrainConfig, train  # noqa: E402
+from prunebench.library.train import MaskEnforcer, MaskedSGD, TrainConfig, train  # noqa: E402
+from prunebench.library.training.step import EmulatedGraphs, GraphStep, Stepper  # noqa: E402
 
 BF16_PEAK_DATASHEET = bench.BF16_PEAK  # dense bf16 tensor-core peak by device name (H100/H200 989 TFLOP/s)
 
@@ -63,29 +74,35 @@ SIZES = {
         "train": [("lenet300", "mnist", 128, 200), ("resnet20", "cifar10", 128, 100), ("vgg19", "cifar10", 128, 100)],
         "train_reps": 3,
         "flops": [("vgg19", 128, 50000, 10000), ("resnet50", 128, 50000, 10000)],  # model, batch, train, test images
-        "probe": {"model": "vgg19", "dataset": "cifar10", "batch": 128, "duration": 6.0, "lead": 45.0, "threads": 4},
+        "probe": {"model": "vgg19", "dataset": "cifar10", "batch": 128, "duration": 5.0, "lead": 60.0, "threads": 2,
+                  "ks": [1, 2, 3, 4, 6, 8]},
         "reference": [("resnet20", 128, 100), ("vgg19", 128, 100)], "reference_workers": 8,
         "prune": [("vgg19", 128), ("resnet50", 128)], "prune_steps": 60, "synflow_iterations": 100,
         "prospr_inner": 3, "snip_repeats": 5,
         "variants": {"model": "vgg19", "batch": 128, "steps": 100, "warmup": 5},
+        "compile_models": ["vgg19", "resnet20"], "compile_backend": "inductor",
+        "graph_bytes": {"model": "resnet20", "dataset": "cifar10", "batch": 128, "n_train": 1000, "epochs": 2},
         "matmul": 8192,
     },
     "tiny": {  # small models where the GPU sizes use VGG19 / ResNet-50: same code paths, seconds on a CPU
         "train": [("lenet300", "mnist", 64, 4), ("resnet20", "cifar10", 8, 2)],
         "train_reps": 2,
         "flops": [("resnet20", 8, 16, 8)],
-        "probe": {"model": "lenet300", "dataset": "mnist", "batch": 64, "duration": 1.0, "lead": 40.0, "threads": 1},
+        "probe": {"model": "lenet300", "dataset": "mnist", "batch": 64, "duration": 1.0, "lead": 40.0, "threads": 1,
+                  "ks": [1, 2]},
         "reference": [("resnet20", 8, 2)], "reference_workers": 1,
         "prune": [("resnet20", 8)], "prune_steps": 2, "synflow_iterations": 2,
         "prospr_inner": 1, "snip_repeats": 2,
         "variants": {"model": "resnet20", "batch": 8, "steps": 2, "warmup": 1},
+        "compile_models": ["resnet20"], "compile_backend": "eager",
+        "graph_bytes": {"model": "conv4", "dataset": "cifar10", "batch": 16, "n_train": 40, "epochs": 2},
         "matmul": 0,
     },
 }
 # Rough seconds per item on an H200 (to decide what still fits before the deadline); tiny mode: 1/10.
-ESTIMATES = {"matmul": 3, "train_model": 12, "flops_vgg19": 12, "flops_resnet50": 25, "flops_resnet20": 10, "concurrency": 40,
-             "reference": 15, "prune_method": 6, "variant_eager": 4, "variant_cudagraph": 6,
-             "variant_compile": 60, "variant_compile_reduce_overhead": 60}
+ESTIMATES = {"matmul": 3, "train_model": 12, "flops_vgg19": 8, "flops_resnet50": 20, "flops_resnet20": 10, "concurrency": 60,
+             "reference": 15, "prune_method": 4, "variant_eager": 4, "variant_cudagraph": 6, "variant_loop_plain": 4,
+             "variant_loop_graph": 5, "variant_compile": 60, "variant_compile_reduce_overhead": 60, "graph_bytes": 15}
 
 
 class Run:
@@ -259,9 +276,11 @@ def item_flops(run: Run, sizes) -> None:
 # -- concurrency: k processes training at once ------------------------------------------------------------------
 
 def make_step(model, optimizer, enforcer, amp: bool, cl: bool, fwd=None, cache_enabled=True):
-    """One training step exactly as prunebench.library.train.train takes it (autocast bf16 forward, fp32 loss,
-    zero_grad, backward, masked gradients, SGD step, masked weights); returns the loss tensor."""
-    fwd = fwd or model
+    """One training step as the loop before issue 19 took it (autocast bf16 forward, fp32 loss, zero_grad,
+    backward, masked gradients, torch.optim.SGD step, masked weights); returns the loss tensor. (`fwd` is
+    compared with None: `fwd or model` asked a torch.compile'd module for its len(), the "VGG does not support
+    len()" of the H200 run.)"""
+    fwd = model if fwd is None else fwd
 
     def step(x, y, zero_grad=True):
         if cl:
@@ -294,6 +313,21 @@ def setup_model(name, dataset, device, sparsity=None):
     return model, optimizer, MaskEnforcer(model, mask), is_cuda, cl
 
 
+def loop_step(name, dataset, device, batch, sparsity=None, mode="graph"):
+    """train()'s own step for a model (its Stepper; with mode "graph" its GraphStep, emulated on a CPU): a
+    function step(x, y) with the trainer's arithmetic, for the variants and the concurrency probes."""
+    model, _, enforcer, is_cuda, cl = setup_model(name, dataset, device, sparsity)
+    spec = dataset_spec(dataset)
+    stepper = Stepper(model, model, MaskedSGD(list(model.parameters()), 0.9, 5e-4), enforcer, device=device,
+                      amp=is_cuda, channels_last=cl, label_smoothing=0.0)
+    if mode == "plain":
+        return lambda x, y: stepper.plain(x, y, 0.01)
+    stepper.make_static()
+    graph = GraphStep(stepper, (batch, spec.channels, spec.size, spec.size), log=print,
+                      backend=None if is_cuda else EmulatedGraphs())
+    return lambda x, y: graph.run(x, y, 0.01, hooks_needed=False)
+
+
 def batches_forever(data, batch):
     epoch = 0
     while True:
@@ -301,55 +335,74 @@ def batches_forever(data, batch):
         epoch += 1
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a reader never sees it half-written (temp file + rename): the probes
+    poll for these files, and one read a `.go` file the parent had created but not yet filled (the
+    ValueError: could not convert string to float: '' of the CPU smoke mode)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def probe_main(args) -> None:
-    """One process of the concurrency measurement: warm up, say ready, wait for the common start time the
-    parent writes once every process is ready, then train for `duration` seconds."""
+    """One process of the concurrency measurement: warm up, say ready, then for each round the parent writes
+    (`<result>.go<r>`: start time, duration, how many processes take part) train for the window if this
+    process is one of them; `<result>.stop` ends it."""
     setup_determinism(args.threads, args.device)
-    model, opt, enf, is_cuda, cl = setup_model(args.model, args.dataset, args.device, 0.99)
+    step = loop_step(args.model, args.dataset, args.device, args.batch, 0.99)
     data = bench.synthetic_data(args.dataset, args.batch * 40, args.batch, args.device)
-    step = make_step(model, opt, enf, is_cuda, cl)
     it = batches_forever(data, args.batch)
-    for _ in range(5):
+    for _ in range(8):  # past the graph's warm-up and capture
         step(*next(it))
     sync(args.device)
-    result, go = Path(args.result), Path(args.result).with_suffix(".go")
-    result.with_suffix(".ready").write_text("ready")
-    give_up = time.time() + 300
-    while not go.exists():
-        if time.time() > give_up:
-            return
-        time.sleep(0.005)
-    start_at = float(go.read_text())
-    while time.time() < start_at:
-        time.sleep(0.001)
-    n = 0
-    while time.time() < start_at + args.duration:
-        step(*next(it))
-        n += 1
-    sync(args.device)
-    end = time.time()
-    result.write_text(json.dumps({"steps": n, "images": n * args.batch, "start": start_at, "end": end}))
+    result = Path(args.result)
+    write_atomic(result.with_suffix(".ready"), "ready")
+    give_up = time.time() + 600
+    rnd = 0
+    while True:
+        go = result.with_suffix(f".go{rnd}")
+        while not go.exists():
+            if time.time() > give_up or result.with_suffix(".stop").exists():
+                return
+            time.sleep(0.005)
+        order = json.loads(go.read_text())
+        if args.index < order["processes"]:
+            while time.time() < order["start"]:
+                time.sleep(0.001)
+            n = 0
+            while time.time() < order["start"] + order["duration"]:
+                step(*next(it))
+                n += 1
+            sync(args.device)
+            write_atomic(result.with_suffix(f".r{rnd}"), json.dumps(
+                {"steps": n, "images": n * args.batch, "start": order["start"], "end": time.time()}))
+        rnd += 1
 
 
-def item_concurrency(run: Run, sizes, k: int) -> None:
+def item_concurrency(run: Run, sizes, k_max: int) -> None:
+    """Rounds of k = 1, 2, ... processes training at once (the same warmed-up processes, one common start per
+    round): aggregate images/s per k and the best k."""
     p = sizes["probe"]
-    item = f"concurrency {k} processes x {p['model']} batch {p['batch']}"
+    ks = [k for k in p["ks"] if k <= max(1, k_max)]
+    item = f"concurrency {ks} processes x {p['model']} batch {p['batch']}"
     if not run.fits(item, "concurrency"):
         return
     run.start(item)
-    procs = []
+    procs, rounds = [], []
+    k = max(ks)
+    tmp = run.path.parent / "probe"
     try:
-        tmp = run.path.parent / "probe"
         tmp.mkdir(exist_ok=True)
+        for old in tmp.iterdir():
+            old.unlink()
         for i in range(k):
             res = tmp / f"probe{i}.json"
-            for f in (res, res.with_suffix(".ready"), res.with_suffix(".go")):
-                f.unlink(missing_ok=True)
             cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", "--device", run.device, "--model", p["model"],
                    "--dataset", p["dataset"], "--batch", str(p["batch"]), "--threads", str(p["threads"]),
-                   "--duration", str(p["duration"]), "--result", str(res)]
+                   "--index", str(i), "--result", str(res)]
             procs.append((subprocess.Popen(cmd, stdout=open(tmp / f"probe{i}.log", "w"), stderr=subprocess.STDOUT), res))
-        # every process imported torch, built its model and took 5 warm steps: then one common start
+        # every process imported torch, built its model and took its warm steps: then the rounds
         wait_until = min(time.time() + p["lead"], run.deadline - p["duration"] - 5)
         while time.time() < wait_until and not all(r.with_suffix(".ready").exists() for _, r in procs):
             if any(proc.poll() not in (None, 0) for proc, _ in procs):
@@ -359,38 +412,52 @@ def item_concurrency(run: Run, sizes, k: int) -> None:
         if len(ready) < k:
             raise RuntimeError(f"only {len(ready)}/{k} probe processes were ready in time; see {tmp}/probe*.log: "
                                + (tmp / "probe0.log").read_text()[-1500:])
-        start_at = time.time() + 0.5
-        for _, r in procs:
-            r.with_suffix(".go").write_text(repr(start_at))
-        results = []
-        for proc, res in procs:
-            try:
-                proc.wait(timeout=max(1.0, min(start_at + p["duration"] + 60, run.deadline) - time.time()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.returncode == 0 and res.exists():
-                results.append(json.loads(res.read_text()))
-        if len(results) < k:
-            raise RuntimeError(f"only {len(results)}/{k} probe processes finished; see {tmp}/probe*.log")
-        window = max(r["end"] for r in results) - start_at
-        agg = sum(r["images"] for r in results) / window
-        per = [r["images"] / (r["end"] - start_at) for r in results]
-        single = next((r["dense_img_s"] for r in run.doc.get("train", []) if r["model"] == p["model"]), None)
-        single_m = next((r["masked99_img_s"] for r in run.doc.get("train", []) if r["model"] == p["model"]), None)
+        single = None
+        for rnd, kk in enumerate(ks):
+            if time.time() + p["duration"] + 3 > run.deadline:
+                run.skip(f"concurrency {kk} processes", f"the time budget ran out ({run.left():.0f} s left)")
+                break
+            start_at = time.time() + 0.5
+            order = json.dumps({"start": start_at, "duration": p["duration"], "processes": kk})
+            for _, r in procs:
+                write_atomic(r.with_suffix(f".go{rnd}"), order)
+            outs = [r.with_suffix(f".r{rnd}") for _, r in procs[:kk]]
+            limit = start_at + p["duration"] + 60
+            while not all(o.exists() for o in outs) and time.time() < min(limit, run.deadline):
+                if any(proc.poll() not in (None, 0) for proc, _ in procs[:kk]):
+                    break
+                time.sleep(0.02)
+            results = [json.loads(o.read_text()) for o in outs if o.exists()]
+            if len(results) < kk:
+                raise RuntimeError(f"round {rnd}: only {len(results)}/{kk} probe processes finished; see {tmp}/probe*.log")
+            window = max(r["end"] for r in results) - start_at
+            agg = sum(r["images"] for r in results) / window
+            single = single or agg
+            rounds.append({"processes": kk, "aggregate_img_s": agg, "window_s": window, "over_one_process": agg / single,
+                           "per_process_img_s": [r["images"] / (r["end"] - start_at) for r in results]})
+            print(f"    {kk} process{'es' if kk > 1 else ''}: aggregate {agg:.0f} img/s = {agg / single:.2f}x one", flush=True)
+        if not rounds:
+            raise RuntimeError("no round fitted in the time left")
+        best = max(rounds, key=lambda r: r["aggregate_img_s"])
+        # the smallest k within 3 % of the best: more processes cost memory and start-up for nothing
+        best = min((r for r in rounds if r["aggregate_img_s"] >= 0.97 * best["aggregate_img_s"]), key=lambda r: r["processes"])
         run.doc["concurrency"] = {
-            "processes": k, "model": p["model"], "batch": p["batch"], "sparsity": 0.99,
-            "threads_per_process": p["threads"], "window_s": window, "aggregate_img_s": agg, "per_process_img_s": per,
-            "single_process_masked_img_s_train_suite": single_m,
-            "aggregate_over_single": agg / single_m if single_m else None, "single_process_dense_img_s": single,
-            "note": "each process: the train() step, warmed up, all started together, fixed window"}
-        print(f"    {k} processes: aggregate {agg:.0f} img/s"
-              + (f" = {agg / single_m:.2f}x one process ({single_m:.0f})" if single_m else ""), flush=True)
+            "model": p["model"], "batch": p["batch"], "sparsity": 0.99, "threads_per_process": p["threads"],
+            "rounds": rounds, "best_k": best["processes"], "processes": best["processes"],
+            "aggregate_img_s": best["aggregate_img_s"], "aggregate_over_single": best["over_one_process"],
+            "note": "each process: train()'s step (CUDA graph on a GPU), warmed up; every round starts all its processes "
+                    "together for a fixed window; best_k = the fewest processes within 3 % of the best aggregate"}
+        print(f"    best k = {best['processes']} ({best['aggregate_img_s']:.0f} img/s)", flush=True)
     except Exception as e:
         run.error(item, e)
     finally:
+        for _, r in procs:
+            if tmp.exists():
+                write_atomic(r.with_suffix(".stop"), "stop")
         for proc, _ in procs:
-            if proc.poll() is None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
     run.save()
@@ -479,25 +546,38 @@ def item_prune(run: Run, sizes) -> None:
             rows.append({"model": name, "method": f"force{steps}_over_{steps}x_snip", "ratio": ratio,
                          "force_s": res["force"], "snip_s_median": res["snip"]})
             print(f"    {name}: FORCE {steps} steps / ({steps} x SNIP) = {ratio:.3f}", flush=True)
+        if "force" in res and "iter_snip" in res:
+            ratio = res["force"] / res["iter_snip"]
+            rows.append({"model": name, "method": "force_over_iter_snip", "ratio": ratio, "force_s": res["force"],
+                         "iter_snip_s": res["iter_snip"]})
+            print(f"    {name}: FORCE / Iter SNIP ({steps} steps each) = {ratio:.3f}", flush=True)
         del model, batches
         if run.cuda:
             torch.cuda.empty_cache()
         run.save()
 
 
-# -- step variants: eager, CUDA graph, torch.compile ---------------------------------------------------------------------
+# -- step variants: eager, CUDA graph, train()'s steps, torch.compile ---------------------------------------------
 
-def variant_rate(run: Run, variant: str, v: dict) -> dict:
-    model, opt, enf, is_cuda, cl = setup_model(v["model"], "cifar10", run.device)
-    data = bench.synthetic_data("cifar10", v["batch"] * 20, v["batch"], run.device)
-    it = batches_forever(data, v["batch"])
-    out = {"variant": variant, "model": v["model"], "batch": v["batch"], "steps": v["steps"]}
+VARIANTS = ("eager", "cudagraph", "loop_plain", "loop_graph", "compile", "compile_reduce_overhead")
+
+
+def variant_rate(run: Run, variant: str, v: dict, model_name: str, backend: str = "inductor") -> dict:
+    batch = v["batch"]
+    data = bench.synthetic_data("cifar10", batch * 20, batch, run.device)
+    it = batches_forever(data, batch)
+    out = {"variant": variant, "model": model_name, "batch": batch, "steps": v["steps"]}
     t_setup = time.perf_counter()
+    if variant in ("loop_plain", "loop_graph"):
+        step = loop_step(model_name, "cifar10", run.device, batch, mode=variant[5:])
+    else:
+        model, opt, enf, is_cuda, cl = setup_model(model_name, "cifar10", run.device)
     if variant == "eager":
         step = make_step(model, opt, enf, is_cuda, cl)
     elif variant in ("compile", "compile_reduce_overhead"):
         mode = "reduce-overhead" if variant == "compile_reduce_overhead" else None
-        step = make_step(model, opt, enf, is_cuda, cl, fwd=torch.compile(model, mode=mode))
+        step = make_step(model, opt, enf, is_cuda, cl, fwd=torch.compile(model, mode=mode, backend=backend))
+        out["backend"] = backend
     elif variant == "cudagraph":
         body = make_step(model, opt, enf, is_cuda, cl, cache_enabled=False)
         x0, y0 = next(it)
@@ -518,7 +598,7 @@ def variant_rate(run: Run, variant: str, v: dict) -> dict:
             static_y.copy_(y)
             graph.replay()
             return static_loss
-    else:
+    elif variant not in ("loop_plain", "loop_graph"):
         raise ValueError(variant)
     first = time.perf_counter()
     step(*next(it))
@@ -533,37 +613,80 @@ def variant_rate(run: Run, variant: str, v: dict) -> dict:
         step(*next(it))
     sync(run.device)
     dt = time.perf_counter() - t0
-    out.update(img_s=v["steps"] * v["batch"] / dt, step_ms=1000 * dt / v["steps"], cifar10_epoch_s=50000 * dt / (v["steps"] * v["batch"]))
+    out.update(img_s=v["steps"] * batch / dt, step_ms=1000 * dt / v["steps"], cifar10_epoch_s=50000 * dt / (v["steps"] * batch))
     return out
 
 
 def item_variants(run: Run, sizes) -> None:
     v = sizes["variants"]
     rows = run.doc.setdefault("variants", [])
-    for variant in ("eager", "cudagraph", "compile", "compile_reduce_overhead"):
-        item = f"variant {variant} {v['model']} batch {v['batch']}"
-        if variant != "eager" and not run.cuda:
-            run.skip(item, "needs CUDA (train() compiles only on CUDA; CUDA graphs are CUDA)")
+    backend = sizes["compile_backend"] if run.cuda else "eager"
+    plan = [(var, v["model"]) for var in VARIANTS if not var.startswith("compile")]
+    plan += [(var, m) for m in sizes["compile_models"] for var in VARIANTS if var.startswith("compile")]
+    for variant, model_name in plan:
+        item = f"variant {variant} {model_name} batch {v['batch']}"
+        if variant in ("cudagraph", "compile_reduce_overhead") and not run.cuda:
+            run.skip(item, "needs CUDA (CUDA graphs)")
             continue
         if not run.fits(item, f"variant_{variant}"):
             continue
         run.start(item)
         try:
-            r = variant_rate(run, variant, v)
+            r = variant_rate(run, variant, v, model_name, backend)
             rows.append(r)
-            print(f"    {r['img_s']:10.1f} img/s ({r['step_ms']:.2f} ms/step; first step {r['first_step_s']:.1f} s)", flush=True)
+            print(f"    {r['img_s']:10.1f} img/s ({r['step_ms']:.2f} ms/step; first step {r['first_step_s']:.1f} s)"
+                  + (f" [torch.compile backend {backend}]" if "backend" in r else ""), flush=True)
         except Exception as e:
             run.error(item, e)
-            rows.append({"variant": variant, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+            rows.append({"variant": variant, "model": model_name, "error": f"{type(e).__name__}: {str(e)[:300]}"})
         if run.cuda:
             torch.cuda.empty_cache()
-        ok = [r for r in rows if "img_s" in r]
+        ok = [r for r in rows if "img_s" in r and r["model"] == v["model"]]
         if ok:
             best = max(ok, key=lambda r: r["img_s"])
-            eager = next((r["img_s"] for r in ok if r["variant"] == "eager"), None)
-            run.doc["variants_winner"] = {"variant": best["variant"], "img_s": best["img_s"],
-                                          "over_eager": best["img_s"] / eager if eager else None}
+            rate = {r["variant"]: r["img_s"] for r in ok}
+            run.doc["variants_winner"] = {
+                "model": v["model"], "variant": best["variant"], "img_s": best["img_s"],
+                "over_eager": best["img_s"] / rate["eager"] if "eager" in rate else None,
+                "loop_graph_over_cudagraph": (rate["loop_graph"] / rate["cudagraph"]
+                                              if "loop_graph" in rate and "cudagraph" in rate else None)}
         run.save()
+
+
+# -- graph vs plain steps: the same bytes? ----------------------------------------------------------------------------
+
+def item_graph_bytes(run: Run, sizes) -> None:
+    """train() twice with plain steps and twice with its graph path (emulated capture on a CPU), same data: which
+    output files are byte-identical between the paths, and between two runs of each path."""
+    g = sizes["graph_bytes"]
+    item = f"graph_bytes {g['model']} batch {g['batch']}"
+    if not run.fits(item, "graph_bytes"):
+        return
+    run.start(item)
+    try:
+        graph_mode = "graph" if run.cuda else "graph-emulated"
+        work = Path(tempfile.mkdtemp(prefix="graph-bytes-", dir=run.path.parent))
+        data = bench.synthetic_data(g["dataset"], g["n_train"] + g["batch"] // 2, 200, run.device)  # a partial last batch
+        cfg = TrainConfig(epochs=g["epochs"], batch_size=g["batch"], lr=0.05, momentum=0.9, weight_decay=5e-4,
+                          milestones=(0.5,), eval_batch_size=100)
+        timing = {}
+        for name, mode in (("plain_a", "plain"), ("graph_a", graph_mode), ("plain_b", "plain"), ("graph_b", graph_mode)):
+            model = initialize(build_model(g["model"], g["dataset"]), "kaiming_normal", 0)
+            m = train(model, data, cfg, mask=bench.random_mask(model, 0.9), out_dir=work / name, device=run.device,
+                      progress=False, log=lambda s: None, step_mode=mode)
+            timing[name] = {k: m["_timing"].get(k) for k in ("step_mode", "graph_captures", "graph_replays", "eager_steps",
+                                                             "graph_fallback")}
+        same = {}
+        for a, b in (("plain_a", "plain_b"), ("graph_a", "graph_b"), ("plain_a", "graph_a")):
+            same[f"{a}=={b}"] = {f: (work / a / f).read_bytes() == (work / b / f).read_bytes()
+                                 for f in ("metrics.json", "checkpoint.safetensors")}
+        run.doc["graph_bytes"] = {"model": g["model"], "batch": g["batch"], "graph_mode": graph_mode, "identical": same,
+                                  "runs": timing, "all_identical": all(all(v.values()) for v in same.values())}
+        print(f"    {graph_mode} vs plain: " + ", ".join(f"{k}: {'same' if all(v.values()) else 'DIFFERENT ' + str(v)}"
+                                                          for k, v in same.items()), flush=True)
+    except Exception as e:
+        run.error(item, e)
+    run.save()
 
 
 def main(argv=None) -> int:
@@ -572,15 +695,15 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--deadline", type=float, default=0.0, help="absolute time.time() by which to stop (0: 150 s from now)")
     ap.add_argument("--out-json", default=None)
-    ap.add_argument("--workers", type=int, default=6, help="processes of the concurrency measurement")
+    ap.add_argument("--workers", type=int, default=8, help="most processes of the concurrency measurement")
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--items", default="matmul,train,flops,concurrency,reference,prune,variants")
+    ap.add_argument("--items", default="matmul,train,flops,graph_bytes,concurrency,reference,prune,variants")
     # --probe: one concurrency process
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="vgg19", help=argparse.SUPPRESS)
     ap.add_argument("--dataset", default="cifar10", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
-    ap.add_argument("--duration", type=float, default=5.0, help=argparse.SUPPRESS)
+    ap.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.device == "auto":
@@ -598,7 +721,8 @@ def main(argv=None) -> int:
           f"{run.left():.0f} s budget", flush=True)
     items = args.items.split(",")
     table = [("matmul", lambda: item_matmul(run, sizes["matmul"])), ("train", lambda: item_train(run, sizes)),
-             ("flops", lambda: item_flops(run, sizes)), ("concurrency", lambda: item_concurrency(run, sizes, args.workers)),
+             ("flops", lambda: item_flops(run, sizes)), ("graph_bytes", lambda: item_graph_bytes(run, sizes)),
+             ("concurrency", lambda: item_concurrency(run, sizes, args.workers)),
              ("reference", lambda: item_reference(run, sizes)), ("prune", lambda: item_prune(run, sizes)),
              ("variants", lambda: item_variants(run, sizes))]
     for name, fn in table:

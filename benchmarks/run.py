@@ -3,11 +3,14 @@ FLOP/s, and pruning-score time / peak memory per method. Never a timed test: num
 side by side in one run, written to benchmarks/results/<device>.json and printed as a markdown table.
 
     python benchmarks/run.py                 # everything that fits this machine (CPU: reduced mode)
-    python benchmarks/run.py --suite train   # train | reference | flops | prune | all
+    python benchmarks/run.py --suite train   # train | reference | flops | prune | cells | all
+    python benchmarks/run.py --suite cells --threads 1   # the CPU presets' cells, as the pipeline runs them
     python benchmarks/run.py --full          # GPU sizes even on CPU (slow)
 
 On a CPU the suite runs in a *reduced mode* (fewer steps, smaller batches for VGG19/ResNet-50) and says so
 in its output; GPU numbers need a GPU (the README table says on which device each number was taken).
+The file is updated in place: a run of some suites replaces their sections and keeps the others (`sections`
+records when and with how many threads each was measured). `prunebench plan` reads it.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,12 +29,15 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from prunebench.cli import main as cli  # noqa: E402
 from prunebench.library.data import Data  # noqa: E402
 from prunebench.library.init import initialize  # noqa: E402
 from prunebench.library.masks import Mask  # noqa: E402
 from prunebench.library.models import build_model, prunable_parameters  # noqa: E402
+from prunebench.library.pruners import prune  # noqa: E402
 from prunebench.library.pruners.topk import select  # noqa: E402
 from prunebench.library.runtime import device_name, setup_determinism  # noqa: E402
+from prunebench.library.signalprop import approximate_isometry, jacobian_singular_values  # noqa: E402
 from prunebench.library.datasets import dataset_spec  # noqa: E402
 from prunebench.library.train import TrainConfig, train  # noqa: E402
 
@@ -176,8 +183,6 @@ def suite_flops(device, reduced, out):
 
 
 def suite_prune(device, reduced, out):
-    from prunebench.library.pruners import prune
-
     rows = []
     models = [("resnet20", 32 if reduced else 128), ("vgg19", 8 if reduced else 128)]
     if not reduced:
@@ -209,11 +214,83 @@ def suite_prune(device, reduced, out):
             print(f"  prune {name:9s} {method:10s}: {wall:8.2f}s peak {peak_mb} MB ({prof.get('memory_measure')})", flush=True)
         ratio = res["force"] / (steps * res["snip"])
         rows.append({"model": name, "method": f"force{steps}_over_{steps}x_snip", "ratio": ratio})
-        print(f"  prune {name:9s} FORCE {steps} steps / ({steps} x SNIP) = {ratio:.3f}", flush=True)
-    out["prune"] = rows
+        rows.append({"model": name, "method": "force_over_iter_snip", "ratio": res["force"] / res["iter_snip"]})
+        print(f"  prune {name:9s} FORCE {steps} steps / ({steps} x SNIP) = {ratio:.3f}; FORCE / Iter SNIP = "
+              f"{res['force'] / res['iter_snip']:.3f}", flush=True)
+    out["prune"] = rows + [r for r in out.get("prune", []) if r.get("model") not in {m for m, _ in models}]
 
 
-SUITES = {"train": suite_train, "reference": suite_reference, "flops": suite_flops, "prune": suite_prune}
+def suite_cells(device, reduced, out):
+    """The CPU presets' cells as the pipeline runs them (one thread per job): the trainer's images/s and
+    evaluation images/s of the quick / spp-mnist models at their batch size (MNIST-shaped synthetic data, 90 %
+    masks), approximate isometry and the Jacobian singular values of MLP-7, SPP's epoch-long SNIP (540 batches
+    of 100), and the fixed cost of a job in a worker process (opening the data: load + content check, an init)."""
+    rows, iso, jsv = [], [], []
+    data = synthetic_data("mnist", 54000, 10000, device)
+    for name, batch, steps in (("mlp-7-tanh", 100, 1000), ("mlp-7-linear", 100, 1000), ("lenet300", 100, 600),
+                               ("lenet5", 100, 100), ("conv4", 100, 60)):
+        model = initialize(build_model(name, "mnist"), "kaiming_normal", 0)
+        cfg = TrainConfig(max_steps=steps, eval_every=steps, batch_size=batch, lr=0.1, momentum=0.0, weight_decay=5e-4,
+                          schedule="constant", augment=False)
+        m = train(model, data, cfg, mask=random_mask(model, 0.9), device=device, progress=False, log=lambda s: None)
+        t = m["_timing"]
+        row = {"model": name, "dataset": "mnist", "batch": batch, "steps": steps, "img_s": t["images_per_s"],
+               "eval_img_s": 10000 / t["eval_s"], "step_ms": 1000 * t["train_s"] / steps}
+        rows.append(row)
+        print(f"  cell {name:12s} batch {batch}: {row['img_s']:9.0f} img/s ({row['step_ms']:.2f} ms/step), "
+              f"evaluation {row['eval_img_s']:9.0f} img/s", flush=True)
+    for name in ("mlp-7-linear", "mlp-7-tanh"):
+        model = initialize(build_model(name, "mnist"), "orthogonal", 0)
+        mask = random_mask(model, 0.9)
+        mask.apply(model)
+        steps = 2000
+        t0 = time.perf_counter()
+        approximate_isometry(model, mask, steps=steps)
+        iso.append({"model": name, "steps": steps, "wall_s": time.perf_counter() - t0})
+        x = data.train_x[:5000].to(torch.float32).div(255)
+        t0 = time.perf_counter()
+        jacobian_singular_values(model, x)
+        jsv.append({"model": name, "examples": 5000, "wall_s": time.perf_counter() - t0})
+        print(f"  {name}: isometry {steps} steps {iso[-1]['wall_s']:.2f} s, JSV on 5,000 examples {jsv[-1]['wall_s']:.2f} s",
+              flush=True)
+    model = initialize(build_model("mlp-7-tanh", "mnist"), "orthogonal", 0)
+    batches = [(data.train_x[i * 100:(i + 1) * 100].to(torch.float32).div(255), data.train_y[i * 100:(i + 1) * 100])
+               for i in range(540)]
+    t0 = time.perf_counter()
+    prune(model, "snip", 0.9, iter(batches), num_batches=540, prune_bias=True, count_rule="official")
+    prune_row = {"model": "mlp-7-tanh", "method": "snip", "options": {"num_batches": 540}, "batch": 100,
+                 "wall_s": time.perf_counter() - t0}
+    print(f"  SNIP over one epoch (540 batches of 100), MLP-7: {prune_row['wall_s']:.2f} s", flush=True)
+    out["cells"], out["isometry"], out["jsv"] = rows, iso, jsv
+    out["prune"] = [r for r in out.get("prune", []) if not (r.get("model") == "mlp-7-tanh" and r.get("method") == "snip")]
+    out["prune"].append(prune_row)
+    out["job_s"], out["job_overhead_s"] = job_costs(device)
+
+
+def job_costs(device) -> tuple:
+    """({init: s}, the fixed seconds of a training or pruning job in a worker process): `prunebench init` in
+    process, and a whole `prunebench train` job of one step in process (opening the data with its content check,
+    the model, the checkpoint, metrics and the run manifest with its git queries), when ../shared/data has MNIST."""
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        cli(["init", "--model", "mlp-7-tanh", "--dataset", "mnist", "--scheme", "orthogonal", "--out", f"{d}/i.safetensors"])
+        init_s = time.perf_counter() - t0
+        overhead = 0.5
+        src = ROOT.parent / "shared" / "data" / "mnist"
+        if src.is_dir():
+            cli(["data", "--dataset", "mnist", "--cache-dir", d, "--source", str(src), "--manifest", f"{d}/mnist.json"])
+            cfg = json.dumps({"max_steps": 1, "eval_every": 1, "batch_size": 100, "augment": False})
+            t0 = time.perf_counter()
+            cli(["train", "--init", f"{d}/i.safetensors", "--data", f"{d}/mnist.json", "--config", cfg,
+                 "--val-fraction", "0.1", "--no-progress", "--out-dir", f"{d}/run"])
+            one_step = 100 / 45000 + 16000 / 110000  # the step and the evaluation, at the cells' rates (subtracted)
+            overhead = max(0.1, time.perf_counter() - t0 - one_step)
+    print(f"  job costs: init {init_s:.2f} s, a job's fixed part {overhead:.2f} s", flush=True)
+    return {"init": init_s}, overhead
+
+
+SUITES = {"train": suite_train, "reference": suite_reference, "flops": suite_flops, "prune": suite_prune,
+          "cells": suite_cells}
 
 
 def main(argv=None):
@@ -230,12 +307,16 @@ def main(argv=None):
     name = device_name(device)
     print(f"prunebench benchmarks on {name}, torch {torch.__version__}, {args.threads} threads"
           + (" -- REDUCED MODE (CPU): fewer steps and smaller batches; GPU numbers need a GPU" if reduced else ""), flush=True)
-    out = {"device": name, "torch": torch.__version__, "threads": args.threads, "reduced": reduced,
-           "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
+    path = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"{'cpu' if device == 'cpu' else name.replace(' ', '_')}.json"
+    out = json.loads(path.read_text()) if path.exists() else {}
+    out.update({"device": name, "torch": torch.__version__, "reduced": reduced, "platform": platform.platform()})
+    for key in ("threads", "date"):  # recorded per section now
+        out.pop(key, None)
     for s in (SUITES if args.suite == "all" else [args.suite]):
         print(f"[{s}]", flush=True)
         SUITES[s](device, reduced, out)
-    path = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"{'cpu' if device == 'cpu' else name.replace(' ', '_')}.json"
+        out.setdefault("sections", {})[s] = {"date": time.strftime("%Y-%m-%d"), "threads": args.threads,
+                                             "torch": torch.__version__}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")

@@ -58,6 +58,50 @@ def test_lr_drop_epochs_follow_train_lr_at():
     assert GC.lr_drop_epochs(train, 40) == [18, 30]
 
 
+def test_issue19_table_from_the_h200_baseline():
+    """The committed H200 baseline (before issue 19) read as the issue's table: what it missed, and what it did
+    not measure (the variants ran separately: benchmarks/results/NVIDIA_H200-step-variants.json)."""
+    tp = json.loads((REPO / "benchmarks" / "results" / "h200-2026-12-04" / "NVIDIA_H200.json").read_text())
+    tp["variants"] = json.loads((REPO / "benchmarks" / "results" / "h200-2026-12-04" / "NVIDIA_H200-step-variants.json").read_text())["variants"]
+    tp["prune"] = json.loads((REPO / "benchmarks" / "results" / "h200-2026-12-04" / "NVIDIA_H200-prune.json").read_text())["prune"]
+    rows = {r["row"]: r for r in GC.issue19_table(tp)}
+    ours = rows["ours vs the reference-style loop (VGG19 / ResNet-20)"]
+    assert ours["measured"] == pytest.approx({"vgg19": 0.909, "resnet20": 0.748}, abs=1e-3) and ours["met"] is False
+    assert rows["one CIFAR-10 epoch of VGG19, batch 128 (s)"]["measured"] == pytest.approx(4.709, abs=1e-3)
+    assert rows["masked (99 %) / dense, per model"]["measured"]["resnet20"] == pytest.approx(0.886, abs=1e-3)
+    force = rows["FORCE 60 steps / 60 SNIP scorings, VGG19; FORCE / Iter SNIP"]
+    assert force["measured"]["force_over_60_snip"] == pytest.approx(1.217, abs=1e-3) and force["met"] is False
+    assert rows["SynFlow, 100 iterations, VGG19 (s)"]["measured"] == pytest.approx(36.57, abs=0.01)
+    assert rows["torch.compile step variants"]["met"] is False  # TypeError: VGG does not support len()
+    assert rows["k training processes sharing the GPU: best k"]["met"] is None  # one k only, no best_k then
+    assert rows["graph path vs plain steps: same bytes"]["met"] is None
+    assert all(r["met"] is None for r in GC.issue19_table({}))
+
+
+def test_compiled_models_work_in_the_step_variants():
+    """`fwd or model` asked torch.compile's wrapper for len() ("VGG does not support len()"): every model runs."""
+    import gpu_throughput as GT
+    import torch
+
+    for name in ("vgg19", "resnet20", "lenet300"):
+        ds = "mnist" if name == "lenet300" else "cifar10"
+        model, opt, enf, is_cuda, cl = GT.setup_model(name, ds, "cpu", 0.9)
+        step = GT.make_step(model, opt, enf, is_cuda, cl, fwd=torch.compile(model, backend="eager"))
+        shape = (2, 1, 28, 28) if ds == "mnist" else (2, 3, 32, 32)
+        loss = step(torch.randn(shape), torch.tensor([1, 2]))
+        assert torch.isfinite(loss)
+
+
+def test_probe_files_are_written_atomically(tmp_path):
+    import gpu_throughput as GT
+
+    target = tmp_path / "probe0.go0"
+    GT.write_atomic(target, json.dumps({"start": 1.5, "duration": 2.0, "processes": 3}))
+    assert json.loads(target.read_text())["processes"] == 3 and [p.name for p in tmp_path.iterdir()] == ["probe0.go0"]
+    GT.write_atomic(target, "stop")
+    assert target.read_text() == "stop" and len(list(tmp_path.iterdir())) == 1
+
+
 # -- the presets as the script runs them -------------------------------------------------------------------------
 
 def test_shrunk_presets_stay_valid_and_keep_their_shape():
@@ -183,9 +227,13 @@ def test_gpu_check_cpu_smoke_runs_every_part(data_sources, tmp_path):
     assert tp["mode"] == "tiny" and not tp["errors"]
     assert all(s["reason"].startswith("needs CUDA") for s in tp["skipped"])
     assert tp["train"] and tp["flops"] and tp["reference"] and tp["concurrency"]["aggregate_img_s"] > 0
+    assert [r["processes"] for r in tp["concurrency"]["rounds"]] == [1, 2] and tp["concurrency"]["best_k"] in (1, 2)
     assert {r["method"] for r in tp["prune"]} >= {"random", "magnitude", "snip", "grasp", "synflow", "iter_snip",
-                                                  "force", "prospr", "force2_over_2x_snip"}
-    assert [v["variant"] for v in tp["variants"]] == ["eager"]
+                                                  "force", "prospr", "force2_over_2x_snip", "force_over_iter_snip"}
+    assert [v["variant"] for v in tp["variants"]] == ["eager", "loop_plain", "loop_graph", "compile"]
+    assert all("img_s" in v for v in tp["variants"]) and tp["variants"][-1]["backend"] == "eager"
+    assert tp["graph_bytes"]["all_identical"] and tp["graph_bytes"]["graph_mode"] == "graph-emulated"
+    assert {r["row"] for r in parts["throughput"]["table"]} == {r["row"] for r in GC.issue19_table({})}
     # part 2: two runs on the CPU are byte-identical except for timings and logs
     det = json.loads((work / "determinism.json").read_text())
     assert det["verdict"]["masks"].startswith("bit-identical") and det["verdict"]["metrics"].startswith("bit-identical")

@@ -7,7 +7,8 @@ from prunebench.library.errors import PrunebenchError
 from prunebench.library.init import initialize
 from prunebench.library.masks import Mask
 from prunebench.library.models import MLP, build_model, prunable_parameters
-from prunebench.library.signalprop import approximate_isometry, isometry_objective, jacobian_singular_values
+from prunebench.library.signalprop import (_grouped, _objective, approximate_isometry, isometry_objective,
+                                           jacobian_singular_values, objective_and_gradient)
 
 
 def random_mask(model, density, seed=0):
@@ -135,8 +136,6 @@ def test_validation():
 
 
 def test_isometry_gradient_in_closed_form_equals_autograd():
-    from prunebench.library.signalprop import _objective, objective_and_gradient
-
     g = torch.Generator().manual_seed(3)
     ws = [torch.randn(5, 12, generator=g, dtype=torch.float64), torch.randn(4, 3, 2, 2, generator=g, dtype=torch.float64)]
     cs = [(torch.rand(w.shape, generator=g) > 0.3).double() for w in ws]
@@ -149,3 +148,92 @@ def test_isometry_gradient_in_closed_form_equals_autograd():
     torch.testing.assert_close(loss, ref.detach())
     for a, b in zip(grads, auto):
         torch.testing.assert_close(a, b)
+
+
+def test_stacked_layers_give_the_closed_form_gradient_of_each_layer():
+    """Layers of one flattened shape are updated as one [g, rows, cols] stack (batched products): the objective
+    is the sum over the stack and each slice's gradient is that layer's autograd gradient."""
+    g = torch.Generator().manual_seed(4)
+    ws = [torch.randn(6, 2, 3, 3, generator=g, dtype=torch.float64) for _ in range(3)] + \
+        [torch.randn(6, 18, generator=g, dtype=torch.float64), torch.randn(4, 6, generator=g, dtype=torch.float64)]
+    cs = [(torch.rand(w.shape, generator=g) > 0.4).double() for w in ws]
+    ws = [w * c for w, c in zip(ws, cs)]
+    groups = _grouped(ws, cs)
+    assert [idx for idx, *_ in groups] == [[0, 1, 2, 3], [4]]  # conv 6x(2*3*3) and linear 6x18 share a shape
+    loss, grads = objective_and_gradient([gr[1] for gr in groups], [gr[2] for gr in groups], [gr[3] for gr in groups])
+    leaves = [w.clone().requires_grad_(True) for w in ws]
+    ref = _objective(leaves, cs)
+    auto = torch.autograd.grad(ref, leaves)
+    torch.testing.assert_close(loss, ref.detach())
+    stack = grads[0]
+    for k in range(4):
+        torch.testing.assert_close(stack[k].reshape(ws[k].shape), auto[k])
+    torch.testing.assert_close(grads[1], auto[4])
+
+
+def test_isometry_follows_plain_sgd_on_the_definition():
+    """10 steps of the fast path = 10 steps of SGD with autograd on sum_l ||(C.W)(C.W)^T - I||_F, layer by layer
+    (float64, so the comparison is tight); a VGG-like net with repeated conv shapes exercises the stacks."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3), nn.Conv2d(8, 8, 3), nn.Flatten(), nn.Linear(8, 8),
+                        nn.Linear(8, 4)).double()
+    mask = random_mask(net, 0.6, seed=2)
+    mask.apply(net)
+    ref = [p.detach().clone() for p in prunable_parameters(net).values()]
+    cs = [mask[n].double() for n in prunable_parameters(net)]
+    for _ in range(10):
+        leaves = [w.requires_grad_(True) for w in ref]
+        grads = torch.autograd.grad(_objective(leaves, cs), leaves)
+        ref = [(w - 0.05 * gr).detach() for w, gr in zip(leaves, grads)]
+    approximate_isometry(net, mask, steps=10, lr=0.05)
+    for w, p in zip(ref, prunable_parameters(net).values()):
+        torch.testing.assert_close(p.detach(), w, rtol=1e-10, atol=1e-12)
+
+
+def test_isometry_flushes_subnormal_weights_and_restores_the_mode():
+    """A kept weight of 1e-39 (a float32 subnormal) is flushed to exactly 0 while isometry runs (subnormal
+    arithmetic is about ten times slower on x86); afterwards PyTorch's default (no flushing) is back. The row
+    [1e-39, 1] is at the isometry (B B^T = 1), so its gradient is 0: only the flushing moves the weight."""
+    net = nn.Sequential(nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1e-39, 1.0]]))
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals (not x86 with SSE3)")
+    approximate_isometry(net, None, steps=1, lr=0.1)
+    assert net[0].weight[0, 0].item() == 0.0 and net[0].weight[0, 1].item() == 1.0
+    tiny = torch.tensor([1e-39])
+    assert (tiny * 1.0).item() != 0.0  # the mode was switched off again
+
+
+def test_isometry_at_an_exact_isometry_stays_put():
+    """||A||_F = 0 (an orthogonal layer, no mask): the gradient is 0, not 0/0."""
+    net = nn.Sequential(nn.Linear(3, 3, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(3))
+    hist = approximate_isometry(net, None, steps=5)
+    assert hist == [0.0] * 6 and torch.equal(net[0].weight.detach(), torch.eye(3))
+
+
+class _BatchCentred(nn.Module):
+    """Examples interact even in eval mode (half the batch mean is subtracted): the batched loop is wrong here."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(x - 0.5 * x.mean(0, keepdim=True)))
+
+
+def test_jsv_auto_uses_the_batched_loop_unless_examples_interact():
+    torch.manual_seed(0)
+    x = torch.randn(5, 6)
+    mlp = MLP(6, 3, [8, 8], activation="tanh")
+    auto = jacobian_singular_values(mlp, x, return_values=True)
+    assert torch.equal(auto["values"], jacobian_singular_values(mlp, x, method="loop", return_values=True)["values"])
+    torch.testing.assert_close(auto["values"], jacobian_singular_values(mlp, x, method="func", return_values=True)["values"])
+    centred = _BatchCentred()
+    auto = jacobian_singular_values(centred, x, return_values=True)
+    func = jacobian_singular_values(centred, x, method="func", return_values=True)
+    loop = jacobian_singular_values(centred, x, method="loop", return_values=True)
+    assert torch.equal(auto["values"], func["values"]) and not torch.allclose(loop["values"], func["values"])

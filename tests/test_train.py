@@ -1,5 +1,10 @@
-"""Training loop: masked-step invariants, resume == uninterrupted (bytes), determinism, schedules, hooks."""
+"""Training loop: masked-step invariants, resume == uninterrupted (bytes), determinism, schedules, hooks, and the
+step modes (plain, static, the CUDA graph path with its capture emulated)."""
+import contextlib
+import inspect
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +16,13 @@ from prunebench.library.masks import Mask
 from prunebench.library.models import build_model, prunable_parameters
 from prunebench.library.pruners.topk import select
 from prunebench.library.datasets import dataset_spec
+from prunebench.library.pruners.during import make_during_training
 from prunebench.library.train import TrainConfig, train
+from prunebench.library.training import MaskedSGD, MaskEnforcer
+from prunebench.library.training.step import WARMUP_STEPS, CudaGraphs, GraphStep, Stepper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_train_equivalence import assert_same_outputs, fake_data, make_model, run_case  # noqa: E402
 
 
 def tiny_data(n_train=192, n_test=64, seed=0):
@@ -172,8 +183,6 @@ def test_divergence_is_recorded_as_a_failed_run(tmp_path):
     m = train(model, tiny_data(), cfg, out_dir=tmp_path, progress=False, log=lines.append)
     assert m["diverged"] == {"epoch": 1, "step": m["steps"], "lr": 10.0} and m["final_acc"] is None
     assert any("diverged" in line for line in lines)
-    import json
-
     assert json.loads((tmp_path / "metrics.json").read_text())["diverged"]["epoch"] == 1
 
 
@@ -192,3 +201,160 @@ def test_step_budget_and_evaluation_every_n_steps_resume_to_the_same_bytes(tmp_p
     assert part == {"interrupted_at_step": 3}
     train(model(), tiny_data(), cfg, out_dir=tmp_path / "b", progress=False, log=lambda s: None)
     assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
+
+
+# -- the step modes: the static body (what a CUDA graph captures) and the graph path's logic, on the CPU -----------
+
+
+@pytest.mark.parametrize("momentum, weight_decay, nesterov", [(0.9, 5e-4, False), (0.9, 5e-4, True), (0.0, 5e-4, False),
+                                                             (0.0, 0.0, False), (0.5, 0.0, True)])
+def test_masked_sgd_is_torch_sgd_bit_for_bit(momentum, weight_decay, nesterov):
+    g = torch.Generator().manual_seed(0)
+    shapes = [(30, 20), (30,), (4, 3, 3, 3), (7,)]
+    a = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
+    b = [p.detach().clone() for p in a]
+    ref = torch.optim.SGD(a, lr=0.1, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    ours = MaskedSGD(b, momentum, weight_decay, nesterov)
+    for step, lr in enumerate((0.1, 0.1, 0.05, 0.01)):
+        grads = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
+        for group in ref.param_groups:
+            group["lr"] = lr
+        for p, gr in zip(a, grads):
+            p.grad = gr.clone()
+        if step == 2:  # a parameter without a gradient is skipped (no buffer, no decay), as torch does
+            a[1].grad = None
+        ref.step()
+        ours.step(lr, [None if (step == 2 and i == 1) else gr.clone() for i, gr in enumerate(grads)])
+        assert all(torch.equal(p.detach(), q) for p, q in zip(a, b)), f"step {step}"
+    if momentum:
+        for i, p in enumerate(a):
+            assert torch.equal(ref.state[p]["momentum_buffer"], ours.buffers[i])
+
+
+@pytest.mark.parametrize("mode", ["static", "graph-emulated"])
+@pytest.mark.parametrize("case", ["masked_sgd", "cifar_augment_bn", "fggp_pre_step", "gmp_erk_start",
+                                  "spp_steps_val_bias_mask", "no_momentum_no_decay"])
+def test_static_and_graph_steps_give_the_plain_steps_bytes(tmp_path, mode, case):
+    """The static-buffer body a CUDA graph captures, run eagerly, equals the plain step bit for bit; the graph
+    path's control flow (warm-up, one capture per learning rate, replays reading the static buffers, eager
+    pruning events and partial last batches, in-place mask updates and re-captures) with the capture
+    emulated gives the same bytes too."""
+    ma, model_a = run_case(train, case, tmp_path / "plain", step_mode="plain")
+    mb, model_b = run_case(train, case, tmp_path / mode, step_mode=mode)
+    assert_same_outputs(tmp_path / "plain", tmp_path / mode, ma, mb, model_a, model_b)
+    t = mb["_timing"]
+    assert t["step_mode"] == mode
+    if mode == "graph-emulated":
+        assert t["graph_replays"] > 0 and t["graph_captures"] >= 1 and t["graph_fallback"] is None
+        assert t["graph_replays"] + t["eager_steps"] == mb["steps"]
+
+
+def test_graph_path_captures_once_per_learning_rate_and_runs_events_and_partial_batches_eagerly(tmp_path):
+    """Counted on the emulated graph: 70 training images in batches of 32 (two full batches and a partial one
+    per epoch), 4 epochs with the LR dropping at epochs 2 and 3: warm-up steps, then one capture per learning
+    rate; every partial batch eager."""
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=0.1, momentum=0.9, weight_decay=5e-4, milestones=(0.5, 0.75))
+    m = train(make_model("lenet300", "mnist"), fake_data(n_train=70), cfg, progress=False, log=lambda s: None,
+              step_mode="graph-emulated")
+    t = m["_timing"]
+    assert m["steps"] == 12
+    partial = 4
+    assert t["eager_steps"] == WARMUP_STEPS + partial
+    assert t["graph_captures"] == 3  # lr 0.1, 0.01, 0.001
+    assert t["graph_replays"] == 12 - WARMUP_STEPS - partial
+
+
+def test_graph_path_recaptures_when_a_dense_start_gets_its_first_mask(tmp_path):
+    cfg = TrainConfig(epochs=3, batch_size=25, lr=0.1, momentum=0.9, weight_decay=5e-4)
+    runs = {}
+    for mode in ("plain", "graph-emulated"):
+        during = make_during_training("gmp", 0.9, update_interval=4)
+        runs[mode] = train(make_model("lenet300", "mnist"), fake_data(n_train=150), cfg, during=during,
+                           out_dir=tmp_path / mode, progress=False, log=lambda s: None, step_mode=mode)
+    t = runs["graph-emulated"]["_timing"]
+    assert t["graph_captures"] >= 2  # the dense graph, then one with the mask
+    for f in ("metrics.json", "checkpoint.safetensors", "final_mask.safetensors"):
+        assert (tmp_path / "plain" / f).read_bytes() == (tmp_path / "graph-emulated" / f).read_bytes(), f
+
+
+def test_graph_mode_needs_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the CPU refusal is not reachable")
+    with pytest.raises(PrunebenchError, match="needs a CUDA device"):
+        train(make_model("lenet300", "mnist"), fake_data(), TrainConfig(), progress=False, log=lambda s: None,
+              step_mode="graph")
+    with pytest.raises(PrunebenchError, match="step mode"):
+        train(make_model("lenet300", "mnist"), fake_data(), TrainConfig(), progress=False, log=lambda s: None,
+              step_mode="fast")
+
+
+def test_a_parameter_without_gradient_falls_back_to_plain_steps(tmp_path):
+    """A module the loss never reaches has no gradient: no static buffer can hold it, so the run continues with
+    plain steps (and its bytes are the plain run's)."""
+    class WithUnused(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(784, 10)
+            self.unused = torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(x, 1))
+
+    def model():
+        torch.manual_seed(0)
+        return WithUnused()
+
+    out = {}
+    for mode in ("plain", "static", "graph-emulated"):
+        logs = []
+        out[mode] = train(model(), fake_data(), TrainConfig(epochs=1, batch_size=50), out_dir=tmp_path / mode,
+                          progress=False, log=logs.append, step_mode=mode)
+        if mode != "plain":
+            assert any("receives no gradient" in line for line in logs)
+    assert (tmp_path / "plain" / "metrics.json").read_bytes() == (tmp_path / "static" / "metrics.json").read_bytes()
+    assert (tmp_path / "plain" / "checkpoint.safetensors").read_bytes() == \
+        (tmp_path / "graph-emulated" / "checkpoint.safetensors").read_bytes()
+
+
+def test_the_cuda_graph_backend_uses_the_cuda_api_it_names(monkeypatch):
+    """No GPU here: the CUDA backend of the graph path runs against stand-ins for torch.cuda's stream and graph
+    objects, which check that it warms up on a side stream, captures into one shared pool in thread-local error
+    mode and replays; the real torch.cuda.graph must accept the keywords it passes (as on torch 2.11)."""
+    params = inspect.signature(torch.cuda.graph.__init__).parameters
+    assert {"pool", "capture_error_mode"} <= set(params) and callable(torch.cuda.graph_pool_handle)
+    calls = []
+
+    class FakeStream:
+        def __init__(self, device=None):
+            calls.append("stream")
+
+        def wait_stream(self, other):
+            calls.append("wait")
+
+    class FakeGraph:
+        def replay(self):
+            calls.append("replay")
+
+    @contextlib.contextmanager
+    def fake_graph(g, pool=None, capture_error_mode="global"):
+        assert isinstance(g, FakeGraph) and pool == "pool" and capture_error_mode == "thread_local"
+        calls.append("capture")
+        yield
+
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: FakeStream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: "pool")
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", fake_graph)
+    model = make_model("lenet300", "mnist")
+    stepper = Stepper(model, model, MaskedSGD(list(model.parameters()), 0.9, 5e-4), MaskEnforcer(model, None),
+                      device="cpu", amp=False, channels_last=False, label_smoothing=0.0)
+    stepper.make_static()
+    graph = GraphStep(stepper, (8, 1, 28, 28), log=lambda s: None, backend=CudaGraphs("cpu"))
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    for i in range(WARMUP_STEPS + 3):
+        graph.run(x, y, 0.1 if i < WARMUP_STEPS + 2 else 0.01, hooks_needed=False)
+    assert calls.count("capture") == 2 and calls.count("replay") == 3 and "sync" in calls
+    assert graph.captures == 2 and graph.replays == 3 and graph.eager_steps == WARMUP_STEPS and graph.fallback is None

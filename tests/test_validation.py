@@ -216,6 +216,7 @@ PER_COMMAND = [
     ("prunebench verify --preset quick --config {config} --root {tmp}", "no results for preset 'quick'"),
     ("prunebench bench --suite nosuch", "unknown benchmark suite 'nosuch'"),
     ("prunebench methods --verbose", "unrecognized arguments: --verbose"),
+    ("prunebench plan --preset nosuch", "unknown preset 'nosuch'"),
 ]
 
 

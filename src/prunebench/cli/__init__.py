@@ -23,7 +23,7 @@ import traceback
 from prunebench.library.errors import PrunebenchError
 
 COMMANDS = ("data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report", "verify",
-            "bench", "methods")
+            "bench", "methods", "plan")
 
 
 def command_module(cmd: str):

@@ -16,12 +16,23 @@ def setup_determinism(threads: int = 1, device: str = "cpu") -> None:
     torch.set_num_threads(int(threads))
     # CPU: strict. CUDA: deterministic kernels wherever PyTorch has one; an op without one (e.g. some loss
     # kernels in some versions) warns instead of aborting a 10-hour run, and the warning lands in the log.
-    torch.use_deterministic_algorithms(True, warn_only=str(device).startswith("cuda"))
+    # The switch itself, without torch.use_deterministic_algorithms' import of torch._inductor (about 1 s of CPU
+    # per process, for a compiler flag): `deterministic_compile()` sets that flag where torch.compile is used.
+    torch._C._set_deterministic_algorithms(True, warn_only=str(device).startswith("cuda"))
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+
+
+def deterministic_compile() -> None:
+    """torch.compile's (inductor's) own determinism flag, set as torch.use_deterministic_algorithms sets it; called
+    by the trainer before it compiles (importing the compiler is what `setup_determinism` avoids)."""
+    import torch
+    import torch._inductor.config as inductor_config  # the compiler: seconds to import, only when compiling
+
+    inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
 
 
 def resolve_device(device: str = "auto") -> str:

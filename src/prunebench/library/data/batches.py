@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import weakref
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
@@ -106,6 +108,110 @@ def _use_augment(spec: DatasetSpec, augment) -> bool:
     return spec.augment and augment is not False
 
 
+# ---------------------------------------------------------------------------------------------------
+# Whole-epoch draws and the normalised-split cache (the trainer's feed; train_batches / eval_batches use them)
+
+CACHE_LIMIT_BYTES = 2 << 30  # a split's normalised float32 copy is kept only up to this size
+_NORMALIZED: dict = {}  # id(uint8 images) -> (weakref to them, their normalised float32 copy)
+
+
+def normalized_split(x: torch.Tensor, spec: DatasetSpec, create: bool = True) -> torch.Tensor | None:
+    """`normalize(x, spec)` of a whole split, kept for as long as `x` lives (None: too large, or `create` is False
+    and it was not made yet). Normalising is elementwise, so `normalized_split(x)[idx]` has exactly the bits of
+    `normalize(x[idx])`: a stream reads batches from it instead of normalising every batch again."""
+    hit = _NORMALIZED.get(id(x))
+    if hit is not None and hit[0]() is x:
+        return hit[1]
+    if not create or x.numel() * 4 > CACHE_LIMIT_BYTES:
+        return None
+    key = id(x)
+    xn = normalize(x, spec)
+    _NORMALIZED[key] = (weakref.ref(x, lambda _ref, key=key: _NORMALIZED.pop(key, None)), xn)
+    return xn
+
+
+@dataclass(frozen=True)
+class EpochOrder:
+    """One epoch's random draws, made at once on the CPU in the order `train_batches` has always made them: the
+    permutation of the split, then per batch its (rows, 2) crop offsets and (rows,) flips (None without
+    augmentation); `batches` of `batch_size` examples (the last may be partial)."""
+
+    perm: torch.Tensor
+    offsets: torch.Tensor | None
+    flips: torch.Tensor | None
+    batch_size: int
+    batches: int
+
+
+def epoch_order(data: Data, batch_size: int, epoch: int, seed: int, augment: bool | None = None,
+                drop_last: bool = False, *, split: str = "train", augment_seed: int | None = None,
+                limit: int | None = None) -> EpochOrder:
+    """The random draws of one training epoch (`train_batches` documents them), for its first `limit` batches
+    (default: all). Drawing the augmentation of every batch up front gives the numbers a batch-by-batch draw
+    gives: each batch takes its offsets, then its flips, from the same generator in turn."""
+    x, y = data.split(split)
+    batch_size = _check_batch_size(batch_size)
+    epoch = check_seed(epoch, "epoch")
+    aug_seed = seed if augment_seed is None else augment_seed
+    check_seed(seed)
+    check_seed(aug_seed, "augment_seed")
+    n = len(y)
+    length = num_batches(n, batch_size, drop_last)
+    length = length if limit is None else max(0, min(length, int(limit)))
+    perm = torch.randperm(n, generator=_generator(seed, "train-order", epoch))
+    offsets = flips = None
+    if _use_augment(data.spec, augment):
+        g_aug = _generator(aug_seed, "train-augment", epoch)
+        offs, fls = [], []
+        for i in range(length):
+            rows = min(batch_size, n - i * batch_size)
+            offs.append(torch.randint(0, 2 * AUGMENT_PADDING + 1, (rows, 2), generator=g_aug))
+            fls.append(torch.randint(0, 2, (rows,), generator=g_aug).bool())
+        offsets = torch.cat(offs) if offs else torch.zeros(0, 2, dtype=torch.long)
+        flips = torch.cat(fls) if fls else torch.zeros(0, dtype=torch.bool)
+    return EpochOrder(perm, offsets, flips, batch_size, length)
+
+
+def epoch_batches(data: Data, order: EpochOrder, start: int = 0, stop: int | None = None, *, split: str = "train",
+                  chunk_bytes: int | None = None, cache: bool = True) -> Iterator:
+    """Batches `start` .. `stop` - 1 of an epoch (`epoch_order`), on the data's device: the permutation and the
+    augmentation draws are moved there once, and the images are gathered, cropped, flipped and normalised a
+    chunk of batches at a time (`chunk_bytes` of float32 images: 32 MiB on a CPU, 256 MiB on a GPU); each
+    batch is a view of its chunk. Without augmentation the images come from the split's normalised copy
+    (`normalized_split`, made once when `cache`). The values are those of `train_batches`, bit for bit."""
+    x, y = data.split(split)
+    stop = order.batches if stop is None else min(stop, order.batches)
+    if start >= stop:
+        return
+    dev = x.device
+    b = order.batch_size
+    per_batch = b * x[0].numel() * 4
+    if chunk_bytes is None:
+        chunk_bytes = (256 << 20) if dev.type == "cuda" else (32 << 20)
+    chunk = max(1, chunk_bytes // max(per_batch, 1))
+    n_used = min(len(y), stop * b)
+    perm = order.perm[start * b:n_used].to(dev)
+    aug = order.offsets is not None
+    if aug:
+        offsets, flips = order.offsets[start * b:n_used].to(dev), order.flips[start * b:n_used].to(dev)
+    xn = None if aug else normalized_split(x, data.spec, create=cache)
+    for c0 in range(start, stop, chunk):
+        c1 = min(stop, c0 + chunk)
+        lo, hi = (c0 - start) * b, min(len(perm), (c1 - start) * b)
+        idx = perm[lo:hi]
+        # index_select: whole rows copied (a CPU gather of uint8 images ~5x faster than x[idx]); the same values
+        if xn is not None:
+            xc = torch.index_select(xn, 0, idx)
+        else:
+            xc = torch.index_select(x, 0, idx)
+            if aug:
+                xc = crop_flip(xc, offsets[lo:hi], flips[lo:hi])
+            xc = normalize(xc, data.spec)
+        yc = torch.index_select(y, 0, idx)
+        for i in range(0, hi - lo, b):
+            yield xc[i:i + b], yc[i:i + b]
+
+
 def train_batches(data: Data, batch_size: int, epoch: int, seed: int, augment: bool | None = None,
                   drop_last: bool = False, *, split: str = "train", augment_seed: int | None = None) -> Batches:
     """One epoch of shuffled, augmented, normalised training batches (x float32, y int64) on data's device.
@@ -117,36 +223,30 @@ def train_batches(data: Data, batch_size: int, epoch: int, seed: int, augment: b
     """
     x, y = data.split(split)
     batch_size = _check_batch_size(batch_size)
-    epoch = check_seed(epoch, "epoch")
-    n, length = len(y), num_batches(len(y), batch_size, drop_last)
-    aug = _use_augment(data.spec, augment)
-    aug_seed = seed if augment_seed is None else augment_seed
+    check_seed(epoch, "epoch")
     check_seed(seed)
-    check_seed(aug_seed, "augment_seed")
+    check_seed(seed if augment_seed is None else augment_seed, "augment_seed")
+    length = num_batches(len(y), batch_size, drop_last)
 
     def batches():
-        perm = torch.randperm(n, generator=_generator(seed, "train-order", epoch)).to(x.device)
-        g_aug = _generator(aug_seed, "train-augment", epoch)
-        for i in range(length):
-            idx = perm[i * batch_size:(i + 1) * batch_size]
-            xb = x[idx]
-            if aug:
-                xb = random_crop_flip(xb, g_aug)
-            yield normalize(xb, data.spec), y[idx]
+        order = epoch_order(data, batch_size, epoch, seed, augment, drop_last, split=split, augment_seed=augment_seed)
+        yield from epoch_batches(data, order, split=split, cache=False)
 
     return Batches(batches, length)
 
 
-def eval_batches(data: Data, split: str = "test", batch_size: int = 1000) -> Batches:
-    """Normalised batches of `split` in stored order, no augmentation."""
+def eval_batches(data: Data, split: str = "test", batch_size: int = 1000, *, cache: bool = False) -> Batches:
+    """Normalised batches of `split` in stored order, no augmentation. `cache`: keep the split's normalised copy
+    for the next pass (the trainer evaluates the same split every epoch); an existing copy is used either way."""
     x, y = data.split(split)
     batch_size = _check_batch_size(batch_size)
     length = num_batches(len(y), batch_size)
 
     def batches():
+        xn = normalized_split(x, data.spec, create=cache)
         for i in range(length):
             sl = slice(i * batch_size, (i + 1) * batch_size)
-            yield normalize(x[sl], data.spec), y[sl]
+            yield (xn[sl] if xn is not None else normalize(x[sl], data.spec)), y[sl]
 
     return Batches(batches, length)
 
