@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from prunebench.library.datasets import DATASETS
+
 from prunebench.cli import main
 from prunebench.cli.plan import preset_path
 from prunebench.library.errors import PrunebenchError
@@ -29,7 +31,18 @@ def smoke():
 
 
 def test_every_data_set_has_split_sizes():
-    PL.check_tables()
+    assert all(n_train > 0 and n_test > 0 for n_train, n_test in (d.sizes for d in DATASETS.values()))
+
+
+def test_prune_costs_come_from_the_pruners():
+    """The planner asks each pruner what a pruning costs: FORCE's and Iter SNIP's T steps of num_batches passes,
+    SynFlow's iterations of one image, GraSP's three passes per batch, ProsPr's two per inner step."""
+    assert PL._cost("force", {"steps": 60, "num_batches": 2}) == {"passes": 120, "per": "batch", "selections": 60}
+    assert PL._cost("iter_snip", {"steps": 10}) == {"passes": 10, "per": "batch", "selections": 10}
+    assert PL._cost("synflow", {"iterations": 100}) == {"passes": 100, "per": "image", "selections": 100}
+    assert PL._cost("snip", {"num_batches": 3})["passes"] == 3
+    assert PL._cost("grasp", {})["passes"] == 3 and PL._cost("prospr", {"inner_steps": 3})["passes"] == 8
+    assert PL._cost("random", {})["passes"] == 0 and PL._cost("magnitude", {})["passes"] == 0
 
 
 def test_model_facts_count_forward_flops_on_the_meta_device():

@@ -157,12 +157,12 @@ def test_an_edit_reruns_exactly_the_jobs_that_run_the_edited_code(edited):
         pk = prune_key(SMOKE, c) if c["method"] in at_init() else None
         assert (pk != before[k][0]) == (c["method"] == "snip"), k
         assert (train_key(SMOKE, c) != before[k][1]) == (c["method"] == "snip"), k
-    edited("prunebench.report.figures.style")  # a figure module: no training, no pruning reruns
+    edited("prunebench.report.figures.look")  # a figure module: no training, no pruning reruns
     prunes = {k: prune_key(SMOKE, c) for c in cells if c["method"] in at_init()
               for k in [(c["arm"], c["sparsity"], c["model"])]}
     trains = {(c["arm"], c["sparsity"], c["model"]): train_key(SMOKE, c) for c in cells}
     tables = tables_key(SMOKE)
-    edited("prunebench.report.figures.style")  # edited again: only the figures' keys move
+    edited("prunebench.report.figures.look")  # edited again: only the figures' keys move
     assert all(prune_key(SMOKE, c) == prunes[(c["arm"], c["sparsity"], c["model"])] for c in cells
                if c["method"] in at_init())
     assert all(train_key(SMOKE, c) == trains[(c["arm"], c["sparsity"], c["model"])] for c in cells)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import importlib
 import math
 from importlib import resources
 from pathlib import Path
@@ -94,9 +93,10 @@ def schema() -> dict:
     return s
 
 
-def load_config(path) -> dict:
+def load_config(path, report_names: bool = True) -> dict:
     """Read and validate a preset file (a path, or a preset by name: "smoke" is the shipped preset); every
-    problem is a one-line PrunebenchError."""
+    problem is a one-line PrunebenchError. `report_names=False` leaves out the figure and claim names (the
+    aggregation reads a preset the Snakefile validated in full, and does not run the report wing)."""
     path = preset_file(path)
     if not path.exists():
         raise PrunebenchError(f"missing config file {str(path)!r}")
@@ -119,7 +119,7 @@ def load_config(path) -> dict:
         raise PrunebenchError(f"config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
     except RecursionError:
         raise PrunebenchError(f"config {str(path)!r} is nested too deeply") from None
-    validate(cfg, where=str(path))
+    validate(cfg, where=str(path), report_names=report_names)
     return cfg
 
 
@@ -320,10 +320,10 @@ def _check_models(cfg, where) -> None:
 def _check_report_names(cfg, where) -> None:
     """The figures (the figure registry), the claims and the replication blocks (the paper table; a claims
     file where the checkout has paper/reference/) a preset names: checked now, not after every cell trained.
-    The report wing is imported by name: these checks read its tables, and the provenance of the steps that
-    validate a preset (the aggregation) must not hash the figure code."""
+    The report wing is imported here, when the names are checked, not with this module: the Snakefile imports
+    grid in every Snakemake process, and the figure registry brings matplotlib."""
     if cfg.get("figures"):
-        figures = importlib.import_module("prunebench.report.figures").FIGURES
+        from prunebench.report.figures import FIGURES as figures  # matplotlib: only when names are checked
         for name in cfg["figures"]:
             if name not in figures:
                 raise PrunebenchError(f"{where}: invalid config at figures: unknown figure {name!r}; choose from: "
@@ -343,7 +343,9 @@ def _check_report_names(cfg, where) -> None:
             if not f.is_file():
                 raise PrunebenchError(f"{where}: invalid config at claims: no claims file {str(f)!r} for {paper!r}")
             files.append(f)
-        importlib.import_module("prunebench.report.claims").load_claims(files)  # the claims files' own schema
+        from prunebench.report.claims import load_claims  # scipy, pandas: only when names are checked
+
+        load_claims(files)  # the claims files' own schema
 
 
 def _cell_count(cfg) -> int:
@@ -355,9 +357,9 @@ def _cell_count(cfg) -> int:
     return n
 
 
-def validate(cfg: dict, where: str = "config") -> dict:
+def validate(cfg: dict, where: str = "config", report_names: bool = True) -> dict:
     """Every value of a preset (see the module docstring), before any job; a one-line error naming the bad
-    key or value. Returns `cfg`."""
+    key or value (`report_names`: also the figures and claims it names). Returns `cfg`."""
     _check_tree(cfg, where)
     _check_schema(cfg, where)
     for ds in cfg.get("data_sources", {}):
@@ -368,7 +370,8 @@ def validate(cfg: dict, where: str = "config") -> dict:
     _check_options(cfg, where)
     _check_training(cfg, where)
     _check_models(cfg, where)
-    _check_report_names(cfg, where)
+    if report_names:
+        _check_report_names(cfg, where)
     n = _cell_count(cfg)
     if n > MAX_CELLS:
         raise PrunebenchError(f"{where}: the grid has {n} cells; a preset has at most {MAX_CELLS}")

@@ -33,19 +33,22 @@ from prunebench.library.artifacts import read_json
 from prunebench.library.datasets import DATASETS, dataset_spec
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.methods import method_info
+from prunebench.library.pruners.registry import pruner_class
 from prunebench.library.models import build_model, prunable_modules
 from prunebench.pipeline.grid import expand
 from prunebench.pipeline.paths import init_path, train_init_path
 
-# Examples per split of every data set (train, test): the standard releases.
-DATASET_SIZES = {"mnist": (60000, 10000), "cifar10": (50000, 10000), "cifar100": (50000, 10000),
-                 "tiny-imagenet": (100000, 10000)}
 RULES = ("data", "init", "prune", "isometry", "train", "report")
-DEFAULT_JOB_S = {"data": {"mnist": 5.0, "cifar10": 60.0, "cifar100": 60.0, "tiny-imagenet": 300.0},
-                 "init": 1.0, "aggregate": 10.0, "figure": 3.0, "report": 5.0}
+DEFAULT_JOB_S = {"init": 1.0, "aggregate": 10.0, "figure": 3.0, "report": 5.0}  # data: the data-set table
 EVAL_RATIO = 3.0            # forward-only images/s over training images/s (a forward is about 1/3 of a step)
 SELECT_S_PER_WEIGHT = {"cpu": 3e-8, "cuda": 1e-9}  # one exact top-k over the weights (a CPU: ~0.6 s for 20M)
 RULE_MEM_MB = {"prune": 8000, "isometry": 4000, "train": 8000}  # the rules' defaults (rules/run.smk)
+
+
+def _cost(method: str, options: dict) -> dict:
+    """The pruner's own account of what one pruning costs (Pruner.cost: passes, per batch or image,
+    selections), with the options' defaults filled in."""
+    return pruner_class(method)(options).cost()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -135,36 +138,27 @@ class Rates:
         return float(self.doc.get("job_overhead_s", 1.0 if self.kind == "cpu" else 5.0))
 
     def prune_s(self, cell: dict, n_train: int) -> tuple:
-        method, opts, p = cell["method"], dict(cell["options"]), cell["pruning"]
+        method, p = cell["method"], cell["pruning"]
         batch = p.get("batch_size", 128)
         if p.get("samples_per_class"):
             batch = p["samples_per_class"] * dataset_spec(cell["dataset"]).num_classes
-        steps = opts.get("steps", opts.get("iterations", 60 if method in ("iter_snip", "force") else
-                                           (100 if method == "synflow" else 1)))
-        if method not in ("iter_snip", "force", "synflow"):
-            steps = 1
-        nb = opts.get("num_batches", 1)
-        if p.get("epoch"):
-            nb = -(-n_train // batch)
-        passes = {"snip": nb, "grasp": 3 * nb, "iter_snip": steps * nb, "force": steps * nb,
-                  "prospr": (opts.get("inner_steps", 3) + 1) * 2, "synflow": steps}.get(method, 0)
-        work = passes * (1 if method == "synflow" else batch)
+        opts = dict(cell["options"])
+        if p.get("epoch"):  # SPP's epoch-long scoring: one pass over the training split
+            opts["num_batches"] = -(-n_train // batch)
+        cost = _cost(method, opts)
+        work = cost["passes"] * (batch if cost["per"] == "batch" else 1)
         measured = [r for r in self.doc.get("prune", []) if r.get("model") == cell["model"] and r.get("method") == method
                     and "wall_s" in r]
         if measured:
             r = measured[0]
-            ro = r.get("options") or {}
-            rsteps = ro.get("steps", ro.get("iterations", 1)) if method in ("iter_snip", "force", "synflow") else 1
-            rnb = ro.get("num_batches", 1)
-            rwork = {"snip": rnb, "grasp": 3 * rnb, "prospr": (ro.get("inner_steps", 3) + 1) * 2,
-                     "iter_snip": rsteps * rnb, "force": rsteps * rnb}.get(method, rsteps)
-            rwork *= 1 if method == "synflow" else (r.get("batch") or batch)
+            rcost = _cost(method, r.get("options") or {})
+            rwork = rcost["passes"] * ((r.get("batch") or batch) if rcost["per"] == "batch" else 1)
             scale = work / rwork if rwork and work else 1.0
             return r["wall_s"] * scale, f"measured ({method}, {cell['model']}) x {scale:.3g}"
         rate, basis = self.train_rate(cell["model"], cell["dataset"], batch, masked=False)
         f = self.facts(cell["model"], cell["dataset"])
-        sel = SELECT_S_PER_WEIGHT[self.kind] * f["weights"] * max(1, steps)
-        return work / rate + sel, f"{passes} scoring passes at the training rate ({basis}) + selection"
+        sel = SELECT_S_PER_WEIGHT[self.kind] * f["weights"] * cost["selections"]
+        return work / rate + sel, f"{cost['passes']} scoring passes at the training rate ({basis}) + selection"
 
     def jsv_s(self, cell: dict, examples: int) -> tuple:
         rows = [r for r in self.doc.get("jsv", []) if r.get("model") == cell["model"]]
@@ -217,11 +211,11 @@ def jobs(cfg: dict, rates: Rates) -> list:
     vf = float(cfg.get("val_fraction") or 0.0)
     out = []
     for ds in sorted({c["dataset"] for c in cells}):
-        out.append(("data", ds, rates.job_s(f"data_{ds}", DEFAULT_JOB_S["data"][ds]), "default"))
+        out.append(("data", ds, rates.job_s(f"data_{ds}", DATASETS[ds].prepare_s), "default"))
     inits = sorted({init_path(c) for c in cells} | {train_init_path(c) for c in cells})
     out += [("init", p, rates.job_s("init", DEFAULT_JOB_S["init"]), "default") for p in inits]
     for c in cells:
-        n_train_all, n_test = DATASET_SIZES[c["dataset"]]
+        n_train_all, n_test = DATASETS[c["dataset"]].sizes
         n_val = int(math.floor(vf * n_train_all))
         n_train = n_train_all - n_val
         name = f"{c['dataset']}/{c['model']}/{c['init']}/{c['arm']}/s{c['sparsity']}/seed{c['seed']}"
@@ -330,9 +324,3 @@ def _dur(s: float) -> str:
         return f"{s / 60:.1f} min"
     return f"{s / 3600:.1f} h"
 
-
-def check_tables() -> None:
-    """Every data set of the table has its sizes here (a test calls this)."""
-    missing = set(DATASETS) - set(DATASET_SIZES)
-    if missing:
-        raise PrunebenchError(f"plan: no split sizes for data set(s) {sorted(missing)}")

@@ -58,10 +58,15 @@ class Step:
 
 
 # What every command runs: the dispatcher, the argument helpers, the error every command reports through.
-COMMON = ("prunebench.cli", "prunebench.cli.args", "prunebench.library.errors")
+COMMON = ("prunebench.cli", "prunebench.cli.args", "prunebench.library.errors", "prunebench.library.limits")
 _DATA = ("prunebench.library.data.*", "prunebench.library.datasets")
 _MODEL = ("prunebench.library.artifacts", "prunebench.library.init", "prunebench.library.models",
           "prunebench.library.runtime")
+_TRAINING = ("prunebench.library.training.*", "prunebench.library.masks", "prunebench.library.methods")
+# The report wing's tables and its package data (claim files), what figures and the report read.
+_REPORT = ("prunebench.report.arms", "prunebench.report.papers", "prunebench.report.tables",
+           "prunebench.report.resources", "prunebench.library.resources", "prunebench.library.artifacts",
+           "prunebench.library.datasets", "prunebench.library.methods")
 
 STEPS = {s.command: s for s in (
     Step("data", ("prunebench.cli.data", "prunebench.library.artifacts") + _DATA),
@@ -73,32 +78,28 @@ STEPS = {s.command: s for s in (
          method_kind=AT_INIT_KIND),
     Step("isometry", ("prunebench.cli.isometry", "prunebench.library.masks", "prunebench.library.signalprop")
          + _DATA + _MODEL),
-    Step("train", ("prunebench.cli.train", "prunebench.library.masks", "prunebench.library.train") + _DATA + _MODEL,
+    Step("train", ("prunebench.cli.train", "prunebench.library.train") + _TRAINING + _DATA + _MODEL,
          method_kind=DURING_KIND,
-         method_modules=("prunebench.library.methods", "prunebench.library.pruners.during",
-                         "prunebench.library.pruners.base", "prunebench.library.pruners.erk",
-                         "prunebench.library.pruners.scoring", "prunebench.library.pruners.topk",
-                         "prunebench.library.schedules")),
+         method_modules=("prunebench.library.pruners.during", "prunebench.library.pruners.base",
+                         "prunebench.library.pruners.erk", "prunebench.library.pruners.scoring",
+                         "prunebench.library.pruners.topk", "prunebench.library.schedules")),
+    # The aggregation validates the preset (every arm's options, the training configs, the models) before it
+    # reads the cells: it runs the pruners' option classes and the trainer's config, not the figures.
     Step("aggregate", ("prunebench.cli.aggregate", "prunebench.pipeline.aggregate", "prunebench.pipeline.grid",
-                       "prunebench.pipeline.paths", "prunebench.report.tables", "prunebench.library.artifacts",
-                       "prunebench.library.datasets", "prunebench.library.init", "prunebench.library.masks",
-                       "prunebench.library.methods", "prunebench.library.models", "prunebench.library.pruners.registry",
-                       "prunebench.library.pruners.base", "prunebench.library.pruners.during",
-                       "prunebench.library.pruners.erk", "prunebench.library.pruners.scoring",
-                       "prunebench.library.pruners.topk", "prunebench.library.schedules"),
+                       "prunebench.pipeline.paths", "prunebench.pipeline.resources", "prunebench.library.train",
+                       "prunebench.library.pruners.registry", "prunebench.library.pruners.base",
+                       "prunebench.library.pruners.during", "prunebench.library.pruners.erk",
+                       "prunebench.library.pruners.scoring", "prunebench.library.pruners.topk",
+                       "prunebench.library.schedules", "prunebench.library.resources", "prunebench.report.arms",
+                       "prunebench.report.papers", "prunebench.report.tables") + _TRAINING + _DATA + _MODEL,
          every_method=True),
-    Step("figure", ("prunebench.cli.figure", "prunebench.report.arms", "prunebench.report.figures.*",
-                    "prunebench.report.papers", "prunebench.report.tables", "prunebench.library.artifacts",
-                    "prunebench.library.datasets", "prunebench.library.methods")),
-    Step("report", ("prunebench.cli.report", "prunebench.report.arms", "prunebench.report.claims",
-                    "prunebench.report.figures.*", "prunebench.report.papers", "prunebench.report.replication",
-                    "prunebench.report.stats", "prunebench.report.tables", "prunebench.library.artifacts",
-                    "prunebench.library.datasets", "prunebench.library.masks", "prunebench.library.methods",
-                    "prunebench.library.models", "prunebench.library.pruners.registry",
-                    "prunebench.library.pruners.base", "prunebench.library.pruners.during",
-                    "prunebench.library.pruners.erk", "prunebench.library.pruners.scoring",
-                    "prunebench.library.pruners.topk", "prunebench.library.schedules"),
-         every_method=True),
+    Step("figure", ("prunebench.cli.figure", "prunebench.report.figures.*", "prunebench.report.claims.*",
+                    "prunebench.report.outcomes", "prunebench.report.stats", "prunebench.library.schedules")
+         + _REPORT),
+    Step("report", ("prunebench.cli.report", "prunebench.report.claims.*", "prunebench.report.data",
+                    "prunebench.report.figures.*", "prunebench.report.markdown", "prunebench.report.outcomes",
+                    "prunebench.report.replication", "prunebench.report.sections", "prunebench.report.stats",
+                    "prunebench.library.schedules") + _REPORT),
 )}
 
 

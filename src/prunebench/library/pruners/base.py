@@ -270,6 +270,13 @@ class Pruner:
     def uses_batches(cls) -> bool:
         return cls.needs_data if cls.reads_batches is None else cls.reads_batches
 
+    def cost(self) -> dict:
+        """What one pruning costs, in the units `prunebench plan` estimates it from: `passes` forward + backward
+        passes, each over a pruning batch (`per: "batch"`) or one input (`"image"`), and `selections` exact
+        top-k selections over the weights. Default: one pass per batch read (`num_batches`), one selection."""
+        passes = getattr(self.options, "num_batches", 1) if self.needs_data else 0
+        return {"passes": passes, "per": "batch", "selections": 1}
+
     def scores(self, model, batches, seed: int = 0) -> dict:
         """Importance per prunable tensor (name -> tensor shaped like it; higher = kept)."""
         raise NotImplementedError
@@ -306,6 +313,11 @@ class IterativePruner(Pruner):
 
     def steps_and_schedule(self) -> tuple:
         raise NotImplementedError
+
+    def cost(self) -> dict:
+        steps = self.steps_and_schedule()[0]
+        one = super().cost()
+        return {**one, "passes": steps * one["passes"], "selections": steps}
 
     def densities(self, sparsity: float) -> list:
         """d_1..d_T: from 1 - sparsity, or with count_rule="official" from the density the official code's user

@@ -87,6 +87,11 @@ class Grasp(Pruner):
                 del gf, z, h
             return dict(zip(names, hg)), {n: t.detach() for n, t in tensors.items()}
 
+    def cost(self) -> dict:
+        """Per batch: the gradient, then the gradient with its graph and the Hessian-vector product (about 3
+        passes)."""
+        return {"passes": 3 * self.options.num_batches, "per": "batch", "selections": 1}
+
     def scores(self, model, batches, seed: int = 0) -> dict:
         """GraSP importance theta * Hg = -S (higher = kept; the largest S = -theta*Hg is removed, A.4)."""
         hg, w = self.hessian_gradient_product(model, batches, seed)

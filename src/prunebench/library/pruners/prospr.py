@@ -59,6 +59,10 @@ class ProsPr(Pruner):
             note="functional_sgd starts the momentum buffer from grad.detach(); matters only with "
             "inner_momentum != 0 and mode full")
 
+    def cost(self) -> dict:
+        """M inner steps and the final loss, each differentiated again for the meta-gradient (about 2 passes each)."""
+        return {"passes": 2 * (self.options.inner_steps + 1), "per": "batch", "selections": 1}
+
     def scores(self, model, batches, seed: int = 0) -> dict:
         """ProsPr meta-gradient saliency |dL_M/dc| per prunable weight (docs/methods.md A.8)."""
         o = self.options

@@ -66,6 +66,10 @@ class SynFlow(IterativePruner):
     def steps_and_schedule(self):
         return self.options.iterations, self.options.schedule
 
+    def cost(self) -> dict:
+        """One forward + backward pass of a single all-ones input per iteration."""
+        return {"passes": self.options.iterations, "per": "image", "selections": self.options.iterations}
+
     def prepare(self, model, batches, seed):
         stream = as_stream(batches, model, "synflow") if batches is not None else None
         in_shape = infer_input_shape(model, stream, self.options.input_shape)
