@@ -27,10 +27,14 @@ $(STAMP): pyproject.toml $(LOCK)
 
 venv: $(STAMP)
 
+# `prunebench grid` validates the whole preset first (and refuses what Snakemake itself would choke on while
+# reading it, e.g. YAML aliases that expand without bound); then Snakemake runs it.
 figures: $(STAMP)
+	$(BIN)/prunebench grid --config config/$(PRESET).yaml
 	$(BIN)/snakemake --cores $(CORES) figures --configfile config/$(PRESET).yaml
 
 results: $(STAMP)
+	$(BIN)/prunebench grid --config config/$(PRESET).yaml
 	$(BIN)/snakemake --cores $(CORES) results --configfile config/$(PRESET).yaml
 
 test: $(STAMP)

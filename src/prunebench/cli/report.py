@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunebench.cli.args import check_creatable, check_number, log
+from prunebench.cli.args import check_creatable, check_distinct, check_number, log
 from prunebench.library.errors import PrunebenchError
+from prunebench.pipeline.paths import report_path
 
 HELP = "write the replication report (claims with verdicts), from results or from paper/data/<preset>"
 
@@ -23,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--claims", nargs="+", default=None,
                    help="claim files (default: the preset's `claims:` from paper/reference/)")
     p.add_argument("--out", default=None,
-                   help="output markdown (default: paper/replication.md; with --data: paper/replication-<preset>.md)")
+                   help="output markdown (default: paper/replication-<preset>.md, the --preset's or the data's)")
     p.add_argument("--preset", default="", help="preset name")
     p.add_argument("--figures-dir", default=None, help="figures/<preset>, embedded in the report")
     p.add_argument("--embed-dir", default=None,
@@ -75,8 +76,11 @@ def run(args) -> None:
                     ("--machine", args.machine)):
         if v is not None:
             raise PrunebenchError(f"{flag} goes with --data only")
-    out = Path(args.out or "paper/replication.md")
+    if args.out is None and not args.preset:
+        raise PrunebenchError("give --out or --preset (the report is paper/replication-<preset>.md)")
+    out = Path(args.out or report_path(args.preset))
     check_creatable(out, "report")
+    check_distinct({f"--claims {c}": c for c in args.claims or ()}, {"--out": out})
     if args.embed_dir:
         check_creatable(Path(args.embed_dir) / "x.png", "--embed-dir")
     if args.data_dir:

@@ -266,14 +266,15 @@ def module_file(name: str) -> Path | None:
     return Path(spec.origin) if spec is not None and spec.origin and spec.has_location else None
 
 
-def names(kind: str | None = None) -> tuple:
-    """Method names in table order, optionally of one kind."""
-    return tuple(m.name for m in TABLE if kind is None or m.kind == kind)
+def names(kind: str | None = None, builtin_only: bool = False) -> tuple:
+    """Method names in table order, optionally of one kind, optionally prunebench's own (no plugins)."""
+    rows = BUILTIN if builtin_only else TABLE
+    return tuple(m.name for m in rows if kind is None or m.kind == kind)
 
 
-def at_init() -> tuple:
-    return names(AT_INIT_KIND)
+def at_init(builtin_only: bool = False) -> tuple:
+    return names(AT_INIT_KIND, builtin_only)
 
 
-def during() -> tuple:
-    return names(DURING_KIND)
+def during(builtin_only: bool = False) -> tuple:
+    return names(DURING_KIND, builtin_only)

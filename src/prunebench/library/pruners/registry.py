@@ -42,8 +42,9 @@ def resolve_options(method: str, options: dict) -> dict:
 
 
 def paper_vs_code() -> list:
-    """Every at-init option where the paper's text and the official code differ (docs/methods.md)."""
-    return [row for m in at_init() for row in pruner_class(m).Options.paper_vs_code()]
+    """Every at-init option where the paper's text and the official code differ (docs/methods.md), for
+    prunebench's own methods (an installed plugin does not change the README's table)."""
+    return [row for m in at_init(builtin_only=True) for row in pruner_class(m).Options.paper_vs_code()]
 
 
 def _check_densities(model, densities, density):
