@@ -72,7 +72,7 @@ rule report:
     output:
         REPORT,
         EMBEDDED,
-        directory(DATA_COPY),
+        [f"{DATA_COPY}/{name}" for name in paths.REPORT_DATA_FILES],
     log:
         paths.log_path(PRESET, "report", "report"),
     params:

@@ -1,4 +1,6 @@
 """Artifact paths: readable, one pattern for every cell file (prunebench.pipeline.paths)."""
+from prunebench.pipeline import paths
+from prunebench.report import data
 from prunebench.pipeline.paths import CELL_FILES, CELL_PATTERN, cell_dir, fmt_sparsity, init_path, train_init_path
 
 CELL = {"preset": "p", "dataset": "mnist", "model": "lenet300", "init": "orthogonal", "arm": "snip_ai",
@@ -19,3 +21,10 @@ def test_one_pattern_for_every_cell_file():
     assert CELL_PATTERN.format(**wild) == CELL_PATTERN
     assert set(CELL_FILES) >= {"mask.safetensors", "metrics.json", "weights_ai.safetensors"}
     assert sorted(set(CELL_FILES.values())) == [3, 4, 5]
+
+
+def test_the_report_data_files_are_what_the_report_exports():
+    """The report rule declares paper/data/<preset>/ file by file (paths.REPORT_DATA_FILES): the same names as
+    prunebench.report.data exports."""
+    exported = {n for t in data.TABLES for n in (t, t + ".sha256")} | {data.CONFIG_FILE, data.RUN_FILE, data.SUMS}
+    assert set(paths.REPORT_DATA_FILES) == exported and len(paths.REPORT_DATA_FILES) == len(exported)

@@ -29,6 +29,9 @@ TABLES_CSV = ("summary.csv", "timing.csv", "layers.csv", "history.csv")
 TABLE_FILES = tuple(f for n in TABLES_CSV for f in (n, n + ".sha256")) + ("metrics.json",)
 RESOLVED_CONFIG = "config.yaml"
 RUN_RECORD = "run.json"  # the aggregate's record of the run: commits, command (not byte-stable)
+# What the report copies into paper/data/<preset>/ (prunebench.report.data: the tables with their checksums,
+# the resolved preset, the run record and one SHA256SUMS over them); tests/test_paths.py keeps the two in step.
+REPORT_DATA_FILES = TABLE_FILES[:-1] + (RESOLVED_CONFIG, RUN_RECORD, "SHA256SUMS")
 
 CELL_PATTERN = "{dataset}/{model}/{init}/{arm}/s{sparsity}/seed{seed}"
 INIT_PATTERN = "{dataset}/{model}/{init}/init/seed{seed}.safetensors"

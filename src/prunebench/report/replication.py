@@ -153,6 +153,24 @@ def claim_verdicts(res: Results, papers) -> tuple:
     return frames, verdicts
 
 
+def _other_arms(papers, res: Results) -> list:
+    """The arms no paper's section tabulates (a method of your own, a plugin, a variant no claim reads), with
+    the dense baseline for reference: their trainability and numbers, no verdicts."""
+    covered = {a for p in papers for a in paper_arms(p, res)}
+    others = [a for a in res.arms if a not in covered]
+    if not others:
+        return []
+    arms = [a for a in res.arms if a in others or res.arms[a].method == "dense"]
+    frame = res.summary.copy()
+    frame["train_loss_first"] = first_values(frame, res.history, "train_loss")
+    lines = ["## Other arms of this preset", "",
+             "Arms no paper's claims or tables read (a method of your own, a plugin method, a variant), beside the "
+             "dense baseline: their numbers, no verdicts.", ""]
+    lines += sections.trainability(frame, arms, res.arms, "final_acc")
+    lines += ["### Our numbers", "", "Mean ± std over the seeds with a value.", ""]
+    return lines + sections.accuracy_table(frame, arms, res.arms, [], "final_acc")
+
+
 def render_report(results, claims_paths=None, out="paper/replication.md", preset: str | None = None,
                   figures_dir=None, generated: str | None = None, results_label: str | None = None,
                   embed_dir=None, run: dict | None = None):
@@ -232,6 +250,7 @@ def render_report(results, claims_paths=None, out="paper/replication.md", preset
                  and (s.paper == p.paper or kinds & set(s.claim_kinds))]
         if specs:
             lines += ["### Figures", ""] + _figure_lines(specs, figures_dir, embed_dir, out)
+    lines += _other_arms(papers, res)
     lines += sections.closing_note(papers, verdicts, config, run)
     text = "\n".join(lines).rstrip("\n") + "\n"
     return text, verdicts
