@@ -33,7 +33,7 @@ from prunebench.library.artifacts import read_json
 from prunebench.library.datasets import DATASETS, dataset_spec
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.methods import method_info
-from prunebench.library.pruners.registry import pruner_class
+from prunebench.library.pruners.registry import has_option, pruner_class
 from prunebench.library.models import build_model, prunable_modules
 from prunebench.pipeline.grid import expand
 from prunebench.pipeline.paths import init_path, train_init_path
@@ -143,8 +143,8 @@ class Rates:
         if p.get("samples_per_class"):
             batch = p["samples_per_class"] * dataset_spec(cell["dataset"]).num_classes
         opts = dict(cell["options"])
-        if p.get("epoch"):  # SPP's epoch-long scoring: one pass over the training split
-            opts["num_batches"] = -(-n_train // batch)
+        if p.get("epoch") and has_option(method, "num_batches"):  # SPP's epoch-long scoring: one pass over the
+            opts["num_batches"] = -(-n_train // batch)                # training split
         cost = _cost(method, opts)
         work = cost["passes"] * (batch if cost["per"] == "batch" else 1)
         measured = [r for r in self.doc.get("prune", []) if r.get("model") == cell["model"] and r.get("method") == method
@@ -232,6 +232,8 @@ def jobs(cfg: dict, rates: Rates) -> list:
                 js, jb = rates.jsv_s(c, int(c["pruning"].get("jsv_examples", 10)))
                 s, basis = s + js, f"{basis}; JSV ({jb})"
             out.append(("isometry", name, s + rates.overhead_s, basis))
+        if not c.get("trained", True):  # a sweep cell: prune (+ JSV) only
+            continue
         total, batch, evals = _train_steps(c["train"], n_train)
         masked = info.at_init or info.during
         rate, basis = rates.train_rate(c["model"], c["dataset"], batch, masked)
