@@ -96,7 +96,8 @@ STEPS = {s.command: s for s in (
     Step("figure", ("prunebench.cli.figure", "prunebench.report.figures.*", "prunebench.report.claims.*",
                     "prunebench.report.outcomes", "prunebench.report.stats", "prunebench.library.schedules")
          + _REPORT),
-    Step("report", ("prunebench.cli.report", "prunebench.report.claims.*", "prunebench.report.data",
+    Step("report", ("prunebench.cli.report", "prunebench.pipeline.paths", "prunebench.report.claims.*",
+                    "prunebench.report.data",
                     "prunebench.report.figures.*", "prunebench.report.markdown", "prunebench.report.outcomes",
                     "prunebench.report.replication", "prunebench.report.sections", "prunebench.report.stats",
                     "prunebench.library.schedules") + _REPORT),
