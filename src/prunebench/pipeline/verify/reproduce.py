@@ -20,9 +20,12 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import torch
+
 from prunebench.library import artifacts as io
 from prunebench.library import methods as M
 from prunebench.library.errors import PrunebenchError
+from prunebench.library.masks import Mask
 from prunebench.pipeline import grid as G
 from prunebench.pipeline import paths as P
 from prunebench.pipeline.workflow import argv_builders
@@ -45,12 +48,7 @@ def _on_gpu(cfg: dict, root: Path, cell: dict) -> bool:
     if "cuda" in recorded:
         return True
     if dev == "auto":
-        try:
-            import torch  # only for the device question of a preset that says "auto"
-
-            return torch.cuda.is_available()
-        except ImportError:
-            return False
+        return torch.cuda.is_available()
     return False
 
 
@@ -77,8 +75,6 @@ def compare(a: Path, b: Path, gpu: bool) -> str | None:
     if not gpu:
         return f"{a.name}: bytes differ"
     if a.name.endswith("mask.safetensors"):
-        from prunebench.library.masks import Mask  # torch: only for a GPU comparison of masks
-
         ma, mb = Mask.load(a), Mask.load(b)
         same = sum(int((ma.masks[n] == mb.masks.get(n, ~ma.masks[n])).sum()) for n in ma.masks)
         total = sum(v.numel() for v in ma.masks.values())
