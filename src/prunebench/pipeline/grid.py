@@ -76,7 +76,7 @@ _MAXIMA = {
 def schema() -> dict:
     """The preset schema, shipped inside the package (works from a checkout and from an installed wheel), with
     its enums filled from the name tables and its maxima from `prunebench.library.limits`."""
-    from prunebench.library.init import SCHEMES  # torch: only when a preset is validated, not when paths load grid
+    from prunebench.library.init import SCHEMES  # torch: only when a preset is validated, not on import
 
     s = yaml.safe_load(resources.files("prunebench.pipeline").joinpath("schemas/preset.yaml").read_text())
     props, block = s["properties"], s["properties"]["grid"]["items"]["properties"]
