@@ -30,19 +30,19 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # Function-level imports on purpose: they run on first access to a public name (see the docstring).
     if name in ("build_model", "prunable_parameters", "MODELS"):
-        from prunebench.library import models
+        from prunebench.library import models  # torch: on first access
 
         return getattr(models, name)
     if name == "initialize":
-        from prunebench.library.init import initialize
+        from prunebench.library.init import initialize  # torch: on first access
 
         return initialize
     if name == "Mask":
-        from prunebench.library.masks import Mask
+        from prunebench.library.masks import Mask  # torch: on first access
 
         return Mask
     if name == "prune":
-        from prunebench.library.pruners.registry import prune
+        from prunebench.library.pruners.registry import prune  # torch: on first access
 
         return prune
     raise AttributeError(f"module 'prunebench' has no attribute {name!r}")

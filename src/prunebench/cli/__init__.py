@@ -1,9 +1,11 @@
 """`prunebench` command line: one module per subcommand (prunebench/cli/<command>.py).
 
-Each command module defines HELP (one line), `add_arguments(parser)` and `run(args)`. The dispatcher imports
-only the module of the command being run (by name, from COMMANDS: the one place a command is listed), so a
-command pays only for its own imports, and a pipeline step runs only its own command's code (the modules each
-step declares in prunebench.pipeline.provenance): editing the `report` command reruns no training.
+COMMANDS (below) is the one place a command is listed, with its one-line help; each command module defines
+`add_arguments(parser)` and `run(args)` (and may define `parse(argv)`, for arguments it passes on). The
+dispatcher imports only the module of the command being run (by name), so `prunebench --help` imports no
+command module, a command pays only for its own imports, and a pipeline step runs only its own command's code
+(the modules each step declares in prunebench.pipeline.provenance): editing the `report` command reruns no
+training.
 
 Every subcommand validates all its inputs before it reads data or builds a model, prints a one-line error
 and exits 2 on bad input, and writes its outputs atomically, so a failure leaves no partial file.
@@ -21,9 +23,25 @@ import time
 import traceback
 
 from prunebench.library.errors import PrunebenchError
+from prunebench.library.extras import missing_extra
 
-COMMANDS = ("data", "init", "prune", "isometry", "train", "grid", "aggregate", "figure", "report", "verify",
-            "bench", "methods", "plan")
+# command -> its one-line help (the top-level help and the description of the command's own --help)
+COMMANDS = {
+    "data": "download or read a data set and prepare its uint8 cache",
+    "init": "build a model and save a seeded initialization (safetensors)",
+    "prune": "compute a pruning mask at initialization",
+    "isometry": "enforce approximate isometry on the kept weights (SPP, data-free)",
+    "train": "train a (masked) model; checkpoints every epoch and resumes",
+    "grid": "validate a preset and count (or list) its cells",
+    "aggregate": "collect every run of a preset into tidy CSV tables",
+    "figure": "draw one paper figure from results/<preset>/summary.csv",
+    "report": "write the replication report (claims with verdicts), from results or from paper/data/<preset>",
+    "verify": ("check a preset's results: checksums, each artifact's identity, tables, provenance keys, and "
+               "(--reproduce K) K cells rerun byte for byte"),
+    "bench": "run benchmarks/run.py (speed and memory; see benchmarks/README.md)",
+    "methods": "list the pruning methods",
+    "plan": "estimate a preset's cost: cells, device-hours per rule, wall time, SLURM resources",
+}
 
 
 def command_module(cmd: str):
@@ -33,17 +51,59 @@ def command_module(cmd: str):
 
 def command_parser(cmd: str) -> argparse.ArgumentParser:
     mod = command_module(cmd)
-    p = argparse.ArgumentParser(prog=f"prunebench {cmd}", description=mod.HELP,
+    p = argparse.ArgumentParser(prog=f"prunebench {cmd}", description=COMMANDS[cmd],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     mod.add_arguments(p)
     return p
 
 
+def _join_option_values(parser: argparse.ArgumentParser, argv) -> list:
+    """`--opt -inf` -> `--opt=-inf` for options that take one value: argparse takes any word starting with '-'
+    that is not a plain negative number ('-1', '-0.5') for an option, and would say "expected one argument"
+    for `--target-sparsity -inf` or `--lr -1e-3` instead of naming the bad value."""
+    out, argv, i = [], list(argv), 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return out + argv[i:]
+        act = parser._option_string_actions.get(a)
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (act is not None and act.nargs is None and act.option_strings and nxt is not None and nxt.startswith("-")
+                and nxt not in parser._option_string_actions and not nxt.startswith("--")):
+            out.append(f"{a}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def parse_args(cmd: str, argv):
+    """Parse `prunebench <cmd>`'s arguments; a usage error (unknown option, missing or ill-typed value) is one
+    line, "prunebench <cmd>: error: ...", and exit status 2, like every other bad input (no usage block)."""
+    p = command_parser(cmd)
+
+    def error(message):
+        p.exit(2, f"{p.prog}: error: {message} (see {p.prog} --help)\n")
+
+    p.error = error
+    return p.parse_args(_join_option_values(p, argv))
+
+
 def _top_help() -> str:
     lines = ["usage: prunebench COMMAND [options]   (prunebench COMMAND --help for its options)", "", "commands:"]
-    for c in COMMANDS:
-        lines.append(f"  {c:<10} {command_module(c).HELP}")
+    for c, text in COMMANDS.items():
+        lines.append(f"  {c:<10} {text}")
     return "\n".join(lines)
+
+
+def _missing_extra(cmd: str, e: ModuleNotFoundError) -> int:
+    """An optional dependency of a lean install missing (prunebench.library.extras): one line naming the extra
+    to install, exit status 2; any other missing module is a genuine error and is raised again."""
+    if missing_extra(e.name) is None:
+        raise e
+    print(f"prunebench {cmd}: error: {missing_extra(e.name)}", file=sys.stderr)
+    return 2
 
 
 def main(argv=None) -> int:
@@ -56,13 +116,14 @@ def main(argv=None) -> int:
     if cmd not in COMMANDS:
         print(f"prunebench: error: unknown command {cmd!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    mod = command_module(cmd)
+    try:
+        mod = command_module(cmd)  # its imports: a lean install may lack one (`prunebench report` without pandas)
+    except ModuleNotFoundError as e:
+        return _missing_extra(cmd, e)
     if hasattr(mod, "parse"):  # a command with its own parsing (bench passes its arguments on)
         args = mod.parse(argv[1:])
     else:
-        from prunebench.cli.args import parse_args  # one-line usage errors, exit 2
-
-        args = parse_args(cmd, argv[1:])
+        args = parse_args(cmd, argv[1:])  # one-line usage errors, exit 2
     args.cmd = cmd
     try:
         status = mod.run(args)  # None: success; an int: the command's own status (verify: 1 on a mismatch)
@@ -73,12 +134,7 @@ def main(argv=None) -> int:
         print(f"prunebench {cmd}: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as e:  # an optional dependency of a lean install (prunebench.library.extras)
-        from prunebench.library.extras import missing_extra  # only on this error path, like PrunebenchError above
-
-        if missing_extra(e.name) is None:
-            raise
-        print(f"prunebench {cmd}: error: {missing_extra(e.name)}", file=sys.stderr)
-        return 2
+        return _missing_extra(cmd, e)
     return status if isinstance(status, int) else 0
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the subcommands: parsing, argument checks (run before any work), outputs, device set-up.
+"""Helpers shared by the subcommands: argument checks (run before any work), outputs, device set-up.
 
 Every check here runs before a command reads data, builds a model or writes anything, and fails with a
 one-line `PrunebenchError` (exit status 2): names, numbers (finite, in range, within `prunebench.library.limits`),
@@ -7,7 +7,6 @@ output is the same file as an input or as another output.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -18,41 +17,6 @@ from pathlib import Path
 from prunebench.library import limits
 from prunebench.library.artifacts import _HOST, write_error
 from prunebench.library.errors import PrunebenchError
-
-
-def _join_option_values(parser: argparse.ArgumentParser, argv) -> list:
-    """`--opt -inf` -> `--opt=-inf` for options that take one value: argparse takes any word starting with '-'
-    that is not a plain negative number ('-1', '-0.5') for an option, and would say "expected one argument"
-    for `--target-sparsity -inf` or `--lr -1e-3` instead of naming the bad value."""
-    out, argv, i = [], list(argv), 0
-    while i < len(argv):
-        a = argv[i]
-        if a == "--":
-            return out + argv[i:]
-        act = parser._option_string_actions.get(a)
-        nxt = argv[i + 1] if i + 1 < len(argv) else None
-        if (act is not None and act.nargs is None and act.option_strings and nxt is not None and nxt.startswith("-")
-                and nxt not in parser._option_string_actions and not nxt.startswith("--")):
-            out.append(f"{a}={nxt}")
-            i += 2
-            continue
-        out.append(a)
-        i += 1
-    return out
-
-
-def parse_args(cmd: str, argv):
-    """Parse `prunebench <cmd>`'s arguments; a usage error (unknown option, missing or ill-typed value) is one
-    line, "prunebench <cmd>: error: ...", and exit status 2, like every other bad input (no usage block)."""
-    from prunebench.cli import command_parser  # the dispatcher imports this module: no import cycle at load
-
-    p = command_parser(cmd)
-
-    def error(message):
-        p.exit(2, f"{p.prog}: error: {message} (see {p.prog} --help)\n")
-
-    p.error = error
-    return p.parse_args(_join_option_values(p, argv))
 
 
 def log(msg: str) -> None:
@@ -68,7 +32,8 @@ def add_device(p, device=True) -> None:
 
 def setup(args) -> str:
     """Pin threads, switch on deterministic algorithms, resolve the device."""
-    from prunebench.library.runtime import resolve_device, setup_determinism  # torch: only once the checks passed
+    # torch: the report and figure commands import this module and run no model (their steps import no torch)
+    from prunebench.library.runtime import resolve_device, setup_determinism
 
     device = resolve_device(getattr(args, "device", "cpu"))
     setup_determinism(getattr(args, "threads", 1), device)

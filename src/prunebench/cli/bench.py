@@ -6,7 +6,9 @@ import runpy
 import sys
 from pathlib import Path
 
-HELP = "run benchmarks/run.py (speed and memory; see benchmarks/README.md)"
+from prunebench.cli import command_parser
+from prunebench.cli.args import check_creatable, check_int, check_threads
+from prunebench.library.errors import PrunebenchError, choose
 
 
 def add_arguments(p) -> None:
@@ -16,16 +18,12 @@ def add_arguments(p) -> None:
 def parse(argv):
     """Everything after `bench` belongs to benchmarks/run.py (its own --help included, after `--`)."""
     if argv[:1] in (["-h"], ["--help"]):
-        from prunebench.cli import command_parser
-
         command_parser("bench").print_help()
         raise SystemExit(0)
     return argparse.Namespace(bench_args=list(argv))
 
 
 def run(args) -> None:
-    from prunebench.library.errors import PrunebenchError
-
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "run.py"
     if not script.exists():
         raise PrunebenchError(f"benchmarks need a source checkout: {str(script)!r} not found")
@@ -39,9 +37,6 @@ def run(args) -> None:
 
 def check_bench_args(argv, suites) -> None:
     """benchmarks/run.py's arguments, checked before any benchmark runs (one-line errors, exit 2)."""
-    from prunebench.cli.args import check_creatable, check_int, check_threads
-    from prunebench.library.errors import PrunebenchError, choose
-
     p = argparse.ArgumentParser(prog="prunebench bench", add_help=False)
     p.add_argument("--suite", default="all")
     p.add_argument("--device", default="auto")

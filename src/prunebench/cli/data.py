@@ -5,11 +5,9 @@ import time
 from pathlib import Path
 
 from prunebench.cli.args import check_distinct, check_out_dir, check_output, log, outputs_of_failed_run_removed
-from prunebench.library.datasets import DATASETS
+from prunebench.library.data import cache_path, cached_metadata, prepare, write_manifest
+from prunebench.library.datasets import DATASETS, dataset_spec
 from prunebench.library.errors import PrunebenchError
-
-# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
-HELP = "download or read a data set and prepare its uint8 cache"
 
 
 def add_arguments(p) -> None:
@@ -23,9 +21,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
-    from prunebench.library import data as D
-    from prunebench.library.datasets import dataset_spec
-
     dataset_spec(args.dataset)
     if args.source is not None and not Path(args.source).exists():
         raise PrunebenchError(f"missing local source {args.source!r}")
@@ -33,15 +28,15 @@ def run(args) -> None:
     if cache_dir.exists() and not cache_dir.is_dir():
         raise PrunebenchError(f"--cache-dir {args.cache_dir!r} is a file, not a folder")
     check_out_dir(cache_dir, "--cache-dir")
-    cache = D.cache_path(args.dataset, cache_dir)
+    cache = cache_path(args.dataset, cache_dir)
     check_distinct({"--source": args.source}, {"--manifest": args.manifest, "the cache": cache})
     if args.manifest:
         check_output(args.manifest, "manifest")
     t0 = time.perf_counter()
     with outputs_of_failed_run_removed([cache, args.manifest], folders=[cache_dir]):
-        cache = D.prepare(args.dataset, cache_dir, source=args.source, download=not args.no_download)
-        meta = D.cached_metadata(cache) or {}
+        cache = prepare(args.dataset, cache_dir, source=args.source, download=not args.no_download)
+        meta = cached_metadata(cache) or {}
         log(f"{args.dataset}: {cache} ({meta.get('source_note', '')}) in {time.perf_counter() - t0:.1f}s")
         if args.manifest:
-            D.write_manifest(args.manifest, args.dataset, cache, args.source, not args.no_download)
+            write_manifest(args.manifest, args.dataset, cache, args.source, not args.no_download)
     print(cache)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HELP = "draw one paper figure from results/<preset>/summary.csv"
+from prunebench.cli.args import check_creatable
+from prunebench.report.figures import make_figure
 
 
 def add_arguments(p) -> None:
@@ -13,17 +14,7 @@ def add_arguments(p) -> None:
     p.add_argument("--preset", default="", help="preset name for titles")
 
 
-def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
-    from prunebench.cli.args import parse_args  # lazy: `prunebench --help` imports every command's module
-
-    return parse_args('figure', argv)
-
-
 def run(args) -> None:
-    from prunebench.cli.args import check_creatable
-    from prunebench.report.figures import make_figure  # lazy: matplotlib, which other commands do not need
-
     for ext in (".pdf", ".png"):
         check_creatable(f"{args.out_stem}{ext}", "figure")
     make_figure(args.name, Path(args.results_dir), Path(args.out_stem), preset=args.preset or None)

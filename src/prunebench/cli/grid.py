@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from prunebench.cli.args import log
-
-HELP = "validate a preset and count (or list) its cells"
+from prunebench.pipeline.grid import expand, load_config
+from prunebench.pipeline.paths import cell_dir
 
 
 def add_arguments(p) -> None:
@@ -11,11 +11,7 @@ def add_arguments(p) -> None:
     p.add_argument("--list", action="store_true", help="print every cell's result folder")
 
 
-
 def run(args) -> None:
-    from prunebench.pipeline.grid import expand, load_config
-    from prunebench.pipeline.paths import cell_dir
-
     cfg = load_config(args.config)
     cells = expand(cfg)
     if args.list:

@@ -4,9 +4,8 @@ from __future__ import annotations
 from prunebench.cli.args import (add_device, check_output, check_seed, check_threads, log,
                                  outputs_of_failed_run_removed, setup)
 from prunebench.library.errors import choose
-
-# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
-HELP = "build a model and save a seeded initialization (safetensors)"
+from prunebench.library.init import SCHEMES, check_scheme, initialize, meta_model, save_init
+from prunebench.library.models import build_model, count_prunable
 
 
 def add_arguments(p) -> None:
@@ -20,9 +19,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> None:
-    from prunebench.library.init import SCHEMES, check_scheme, initialize, meta_model, save_init
-    from prunebench.library.models import build_model, count_prunable
-
     choose("init scheme", args.scheme, SCHEMES)
     check_seed(args.seed)
     check_output(args.out, "init file")

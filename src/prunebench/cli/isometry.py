@@ -7,10 +7,12 @@ from prunebench.cli.args import (add_device, check_distinct, check_input, check_
                                  check_threads, log, setup, staged_outputs)
 from prunebench.library import limits
 from prunebench.library.artifacts import recorded_checksum, write_json
+from prunebench.library.data import open_data
+from prunebench.library.data.manifest import data_dataset
 from prunebench.library.errors import PrunebenchError
-
-# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
-HELP = "enforce approximate isometry on the kept weights (SPP, data-free)"
+from prunebench.library.init import init_metadata, model_from_init, save_init
+from prunebench.library.masks import Mask
+from prunebench.library.signalprop import approximate_isometry, data_jsv, isometry_objective
 
 
 def add_arguments(p) -> None:
@@ -30,10 +32,6 @@ def add_arguments(p) -> None:
 def validate(args):
     """Every number, file and combination, then the model and the mask (read, checksummed, fitted), before the
     isometry run. Returns (model, init metadata, mask)."""
-    from prunebench.library.data.manifest import data_dataset
-    from prunebench.library.init import init_metadata, model_from_init
-    from prunebench.library.masks import Mask
-
     check_int(args.steps, "--steps", 0, limits.MAX_ISOMETRY_STEPS)
     check_number(args.lr, "--lr", 0.0, 10.0, lo_open=True)  # the official setting is 0.1; above 10 it blows up
     check_int(args.jsv_examples, "--jsv-examples", 1, limits.MAX_EXAMPLES)
@@ -56,16 +54,11 @@ def validate(args):
 
 
 def run(args) -> None:
-    from prunebench.library.init import save_init
-    from prunebench.library.signalprop import approximate_isometry, data_jsv, isometry_objective
-
     model, meta, mask = validate(args)
     device = setup(args)
     model = model.to(device)
     data = None
     if args.jsv:  # read (and checksum) the data before the long isometry run, not after it
-        from prunebench.library.data import open_data  # the data package: only when Jacobians are measured
-
         data = open_data(args.data, device)
     mask.apply(model)
     before = float(isometry_objective(model, mask))

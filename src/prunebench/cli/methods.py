@@ -1,18 +1,15 @@
 """prunebench methods: list the pruning methods (from the method table)."""
 from __future__ import annotations
 
-HELP = "list the pruning methods"
+from prunebench.library.methods import TABLE
+from prunebench.library.resources import methods_spec
 
 
 def add_arguments(p) -> None:
     p.add_argument("--options", action="store_true", help="also list each method's options with their defaults")
 
 
-
 def run(args) -> None:
-    from prunebench.library.methods import TABLE
-    from prunebench.library.resources import methods_spec
-
     for kind, title in (("at_init", "at initialization"), ("during", "during training"), ("dense", "baseline")):
         print(f"{title}:")
         for m in TABLE:
@@ -26,9 +23,9 @@ def run(args) -> None:
 
 def _options(m) -> dict:
     if m.at_init:
-        from prunebench.library.pruners.registry import pruner_class
+        from prunebench.library.pruners.registry import pruner_class  # torch: only for --options (the list: no torch)
 
         return pruner_class(m.name).Options.defaults()
-    from prunebench.library.pruners.during import during_class
+    from prunebench.library.pruners.during import during_class  # torch: only for --options
 
     return during_class(m.name).Options.defaults()

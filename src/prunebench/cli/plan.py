@@ -7,8 +7,9 @@ from pathlib import Path
 
 from prunebench.cli.args import check_input, check_int
 from prunebench.library.errors import PrunebenchError
+from prunebench.pipeline.grid import load_config
+from prunebench.pipeline.plan import load_rates, plan, render
 
-HELP = "estimate a preset's cost: cells, device-hours per rule, wall time, SLURM resources"
 REPO = Path(__file__).resolve().parents[3]
 CPU_RATES = REPO / "benchmarks" / "results" / "cpu.json"
 
@@ -23,13 +24,6 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
-def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
-    from prunebench.cli.args import parse_args  # the shared parser needs the command table (prunebench.cli)
-
-    return parse_args("plan", argv)
-
-
 def preset_path(name: str) -> Path:
     p = Path(name)
     if p.suffix in (".yaml", ".yml") or p.exists():
@@ -41,11 +35,6 @@ def preset_path(name: str) -> Path:
 
 
 def run(args) -> None:
-    # imported here, as in every command module: `prunebench --help` imports each module for its HELP line, and
-    # the planner imports torch (it builds the models on the meta device for their FLOPs)
-    from prunebench.pipeline.grid import load_config
-    from prunebench.pipeline.plan import load_rates, plan, render
-
     check_int(args.workers, "--workers", 1)
     check_int(args.gpus, "--gpus", 1)
     cfg = load_config(preset_path(args.preset))

@@ -1,6 +1,7 @@
 """prunebench prune: compute a pruning mask at initialization (one cell of the pipeline)."""
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -8,11 +9,15 @@ from prunebench.cli.args import (add_device, check_distinct, check_input, check_
                                  check_seed, check_threads, json_arg, log, setup, staged_outputs)
 from prunebench.library import limits
 from prunebench.library.artifacts import recorded_checksum, write_json
+from prunebench.library.data import eval_batches, open_data, pruning_batches
+from prunebench.library.data.manifest import data_dataset
 from prunebench.library.errors import PrunebenchError, check_sparsity, choose
+from prunebench.library.init import init_metadata, meta_model, model_from_init
 from prunebench.library.methods import at_init
-
-# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
-HELP = "compute a pruning mask at initialization"
+from prunebench.library.models import prunable_parameters
+from prunebench.library.pruners.registry import EPOCH, has_option, prune, pruner_class
+from prunebench.library.pruners.topk import SCOPES, keep_count
+from prunebench.library.signalprop import data_jsv
 
 
 def add_arguments(p) -> None:
@@ -48,11 +53,6 @@ def add_arguments(p) -> None:
 def validate(args) -> tuple:
     """Every name, number, option and file, before any data is read or any model is built. Returns the
     method's options (defaults filled in) and the init file's metadata."""
-    from prunebench.library.data.manifest import data_dataset
-    from prunebench.library.init import init_metadata
-    from prunebench.library.pruners.registry import pruner_class
-    from prunebench.library.pruners.topk import SCOPES
-
     cls = pruner_class(args.method)
     options = cls.Options.from_dict(json_arg(args.options, "--options")).to_dict()
     check_sparsity(args.sparsity)
@@ -87,10 +87,6 @@ def validate(args) -> tuple:
 def check_keeps_a_weight_per_layer(args, meta) -> None:
     """A sparsity that keeps fewer weights than the model has prunable layers is certain layer collapse: an
     error now (naming the count), not after the scoring, unless --allow-collapse."""
-    from prunebench.library.init import meta_model
-    from prunebench.library.models import prunable_parameters
-    from prunebench.library.pruners.topk import keep_count
-
     sizes = [p.numel() for p in prunable_parameters(meta_model(meta["model"], meta["dataset"])).values()]
     kept = keep_count(sum(sizes), 1.0 - args.sparsity)
     if kept < len(sizes) and not args.allow_collapse:
@@ -100,30 +96,22 @@ def check_keeps_a_weight_per_layer(args, meta) -> None:
 
 
 def run(args) -> None:
-    import copy
-
-    from prunebench.library import data as D
-    from prunebench.library.init import model_from_init
-    from prunebench.library.pruners import prune
-    from prunebench.library.pruners.registry import EPOCH, has_option
-    from prunebench.library.signalprop import data_jsv
-
     options, _ = validate(args)
     given = json_arg(args.options, "--options")
     device = setup(args)
     model, meta = model_from_init(args.init, device)
-    data = D.open_data(args.data, device, val_fraction=args.val_fraction, val_seed=args.val_seed) if args.data else None
+    data = open_data(args.data, device, val_fraction=args.val_fraction, val_seed=args.val_seed) if args.data else None
     batches = None
     if data is not None:
         if args.epoch:  # one ordered pass over the training split; num_batches = its length unless given
-            batches = D.eval_batches(data, "train", args.batch_size)
+            batches = eval_batches(data, "train", args.batch_size)
             if has_option(args.method, "num_batches") and "num_batches" not in given:
                 options["num_batches"] = EPOCH
         elif args.samples_per_class is not None:  # GraSP's class-balanced batches, concatenated class by class (A.4)
-            batches = D.pruning_batches(data, None, seed=args.seed, augment=not args.no_augment,
+            batches = pruning_batches(data, None, seed=args.seed, augment=not args.no_augment,
                                         class_balanced_per_class=args.samples_per_class)
         else:
-            batches = D.pruning_batches(data, args.batch_size, seed=args.seed, augment=not args.no_augment)
+            batches = pruning_batches(data, args.batch_size, seed=args.seed, augment=not args.no_augment)
     report = {"method": args.method, "sparsity": args.sparsity, "seed": args.seed, "scope": args.scope,
               "options": given, "model": meta["model"], "dataset": meta["dataset"], "init": meta.get("scheme")}
     if args.jsv:

@@ -13,8 +13,8 @@ from pathlib import Path
 from prunebench.cli.args import check_creatable, check_distinct, check_number, log
 from prunebench.library.errors import PrunebenchError
 from prunebench.pipeline.paths import report_path
-
-HELP = "write the replication report (claims with verdicts), from results or from paper/data/<preset>"
+from prunebench.report.data import record_run
+from prunebench.report.replication import default_outputs, regenerate, write_report
 
 
 def add_arguments(p) -> None:
@@ -41,18 +41,7 @@ def add_arguments(p) -> None:
     p.add_argument("--machine", default=None, help="with --wall-time-s: the machine, in words")
 
 
-def parse(argv):
-    """Arguments; a usage error is one line and exit status 2 (prunebench.cli.args.parse_args)."""
-    from prunebench.cli.args import parse_args  # lazy: `prunebench --help` imports every command's module
-
-    return parse_args('report', argv)
-
-
 def run(args) -> None:
-    # lazy: the report imports matplotlib and pandas, which other commands do not need
-    from prunebench.report.data import record_run
-    from prunebench.report.replication import default_outputs, regenerate, write_report
-
     if (args.results_dir is None) == (args.data is None):
         raise PrunebenchError("give exactly one of --results-dir (results of a run) and --data (a data folder)")
     if args.data is not None:

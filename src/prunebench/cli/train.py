@@ -16,12 +16,16 @@ from pathlib import Path
 from prunebench.cli.args import (add_device, check_distinct, check_input, check_number, check_out_dir, check_seed,
                                  check_threads, json_arg, log, outputs_of_failed_run_removed, setup)
 from prunebench.library import limits
+from prunebench.library import train  # the module: its train() is looked up when a run starts
 from prunebench.library.artifacts import read_json, recorded_checksum, sha256_file, write_json
+from prunebench.library.data import open_data
+from prunebench.library.data.manifest import data_dataset
 from prunebench.library.errors import PrunebenchError
+from prunebench.library.init import init_metadata, model_from_init
+from prunebench.library.masks import Mask
 from prunebench.library.methods import during as during_methods
+from prunebench.library.runtime import manifest
 
-# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
-HELP = "train a (masked) model; checkpoints every epoch and resumes"
 OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "momentum", "label_smoothing", "steps_per_epoch")
 # The files a run writes into --out-dir (prunebench.library.train and this command).
 RUN_FILES = ("metrics.json", "timing.json", "manifest.json", "checkpoint.safetensors", "final_mask.safetensors")
@@ -56,8 +60,6 @@ def add_arguments(p) -> None:
 def train_config(args):
     """The TrainConfig of the command line: --config JSON, then the explicit overrides, every value checked
     (types, finiteness, ranges, `prunebench.library.limits`' bounds)."""
-    from prunebench.library.train import TrainConfig
-
     cfg = json_arg(args.config, "--config")
     for k in OVERRIDES:
         if getattr(args, k) is not None:
@@ -70,7 +72,7 @@ def train_config(args):
         cfg["schedule"] = args.schedule
     if args.val_fraction > 0 and "val" not in cfg.get("metrics", ["test"]):
         cfg["metrics"] = list(cfg.get("metrics", ["test"])) + ["val"]
-    return limits.train_options(cfg, TrainConfig)
+    return limits.train_options(cfg, train.TrainConfig)
 
 
 def during_pruner(args):
@@ -92,10 +94,6 @@ def during_pruner(args):
 
 def validate(args):
     """Every name, number, option and file, before any data is read or any model is trained."""
-    from prunebench.library.data.manifest import data_dataset
-    from prunebench.library.init import init_metadata, model_from_init
-    from prunebench.library.masks import Mask
-
     cfg = train_config(args)
     during = during_pruner(args)
     check_number(args.val_fraction, "--val-fraction", 0.0, 0.5)
@@ -141,10 +139,6 @@ def run_identity(args, data, during, device) -> dict:
 
 
 def run(args) -> None:
-    from prunebench.library.data import open_data
-    from prunebench.library.runtime import manifest
-    from prunebench.library.train import train
-
     cfg, during, model, meta, mask = validate(args)
     device = setup(args)
     model = model.to(device)
@@ -156,7 +150,7 @@ def run(args) -> None:
         out.mkdir(parents=True, exist_ok=True)
         if during is None:  # only a --during run writes one: one left there is another run's, not this one's
             (out / "final_mask.safetensors").unlink(missing_ok=True)
-        m = train(model, data, cfg, mask=mask, during=during, out_dir=out, device=device,
+        m = train.train(model, data, cfg, mask=mask, during=during, out_dir=out, device=device,
                   progress=not args.no_progress, log=log, identity=identity)
         timing = read_json(out / "timing.json", "timing file")  # the cell it belongs to, as prune_timing.json says
         write_json(out / "timing.json", {**timing, "cell_hash": args.cell_hash}, "timing file")

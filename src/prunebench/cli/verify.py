@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from prunebench.cli.args import check_int, check_seed, log
 from prunebench.library.errors import PrunebenchError
-
-# Modules that import torch are imported inside the functions: `prunebench --help` imports every command module.
-HELP = ("check a preset's results: checksums, each artifact's identity, tables, provenance keys, and "
-        "(--reproduce K) K cells rerun byte for byte")
+from prunebench.pipeline.verify import summary, verify
 
 
 def add_arguments(p) -> None:
@@ -24,8 +21,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from prunebench.pipeline.verify import summary, verify
-
     if args.reproduce < 0:
         raise PrunebenchError(f"--reproduce must be >= 0, got {args.reproduce}")
     check_int(args.reproduce, "--reproduce", 0, 1_000_000)

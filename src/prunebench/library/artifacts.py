@@ -19,6 +19,8 @@ import socket
 import tempfile
 from pathlib import Path
 
+from safetensors import safe_open
+
 from prunebench.library.errors import PrunebenchError
 
 _UMASK = os.umask(0o022)
@@ -156,7 +158,7 @@ CHECKSUM_KEY = "_sha256"
 def hash_tensors(h, tensors, names) -> None:
     """Feed `h` each of `names` in order: the line "<name>:<dtype>:<shape>\\n", then the tensor's bytes (C
     order, the machine's byte order: little-endian on every platform torch supports for the pipeline)."""
-    import torch
+    import torch  # torch: the Snakefile, the command line and the report wing import this module without it
 
     for name in names:
         t = tensors[name].detach().cpu().contiguous()
@@ -173,7 +175,7 @@ def tensors_sha256(tensors: dict, metadata_text: str = "") -> str:
 
 def save_tensors(path, tensors: dict, metadata: dict, what: str = "file") -> None:
     """Safetensors file with the JSON metadata entry `prunebench` and its checksum; written atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # imports torch (see hash_tensors)
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     if CHECKSUM_KEY in metadata:
@@ -188,8 +190,6 @@ def save_tensors(path, tensors: dict, metadata: dict, what: str = "file") -> Non
 
 def read_metadata(path, what="file") -> dict:
     """The prunebench metadata of a safetensors file, reading only its header (a cheap check before work)."""
-    from safetensors import safe_open
-
     path = check_readable(path, what)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -205,8 +205,6 @@ def read_metadata(path, what="file") -> dict:
 def recorded_checksum(path, what="file") -> str:
     """The content checksum recorded in a safetensors file written by `save_tensors` (its header only; the
     tensors are checked against it by `load_tensors`): the file's identity in keys and manifests."""
-    from safetensors import safe_open
-
     path = check_readable(path, what)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -222,8 +220,6 @@ def recorded_checksum(path, what="file") -> str:
 
 def load_tensors(path, what="file"):
     """Return (tensors, metadata) from a safetensors file written by `save_tensors`."""
-    from safetensors import safe_open
-
     path = check_readable(path, what)
     try:
         with safe_open(str(path), framework="pt") as f:

@@ -11,6 +11,7 @@ import torch
 
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.artifacts import load_tensors, save_tensors
+from prunebench.library.models import prunable_modules, prunable_parameters
 
 FORMAT = "prunebench-mask/1"
 
@@ -23,8 +24,6 @@ class Mask:
     # -- construction -------------------------------------------------------------------------------
     @classmethod
     def ones(cls, model, names=None):
-        from prunebench.library.models import prunable_parameters
-
         params = prunable_parameters(model)
         names = names or list(params)
         return cls({n: torch.ones_like(params[n], dtype=torch.bool) for n in names})
@@ -32,8 +31,6 @@ class Mask:
     @classmethod
     def from_model(cls, model, names=None):
         """The mask of the nonzero entries of the model's prunable weights."""
-        from prunebench.library.models import prunable_parameters
-
         params = prunable_parameters(model)
         return cls({n: params[n] != 0 for n in (names or params)})
 
@@ -100,8 +97,6 @@ class Mask:
     def check_fits(self, model) -> dict:
         """Raise a one-line error unless every mask names a prunable weight (or, for SNIP's `prune_bias`,
         the bias of a prunable layer) of the same shape. Returns name -> parameter."""
-        from prunebench.library.models import prunable_modules, prunable_parameters
-
         if not isinstance(model, torch.nn.Module):
             raise PrunebenchError(f"a mask applies to an nn.Module, got {type(model).__name__}")
         params = prunable_parameters(model)

@@ -5,14 +5,19 @@ import os
 import platform
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
+
+import numpy
+import torch
+
+from prunebench import __version__
+from prunebench.library.errors import PrunebenchError
 
 
 def setup_determinism(threads: int = 1, device: str = "cpu") -> None:
     """Pin the thread count and switch on deterministic algorithms (CUDA: cuBLAS workspace, no TF32)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    import torch
-
     torch.set_num_threads(int(threads))
     # CPU: strict. CUDA: deterministic kernels wherever PyTorch has one; an op without one (e.g. some loss
     # kernels in some versions) warns instead of aborting a 10-hour run, and the warning lands in the log.
@@ -29,27 +34,20 @@ def setup_determinism(threads: int = 1, device: str = "cpu") -> None:
 def deterministic_compile() -> None:
     """torch.compile's (inductor's) own determinism flag, set as torch.use_deterministic_algorithms sets it; called
     by the trainer before it compiles (importing the compiler is what `setup_determinism` avoids)."""
-    import torch
     import torch._inductor.config as inductor_config  # the compiler: seconds to import, only when compiling
 
     inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
 
 
 def resolve_device(device: str = "auto") -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from prunebench.library.errors import PrunebenchError
-
         raise PrunebenchError(f"device {device!r} requested but CUDA is not available")
     return device
 
 
 def device_name(device: str) -> str:
-    import torch
-
     if str(device).startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     return f"cpu ({platform.machine()})"
@@ -68,17 +66,11 @@ def git_commit(repo: Path | None = None) -> str:
 
 
 def versions() -> dict:
-    import numpy
-    import torch
-
     out = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__}
     try:  # the installed version, without importing torchvision (over a second per job)
-        from importlib.metadata import version
-
         out["torchvision"] = version("torchvision")
     except Exception:  # torchvision is optional at run time
         out["torchvision"] = "unavailable"
-    from prunebench import __version__
     out["prunebench"] = __version__
     if torch.cuda.is_available():
         out["cuda"] = torch.version.cuda
@@ -88,8 +80,6 @@ def versions() -> dict:
 
 def manifest(config: dict, seeds: dict, device: str, threads: int) -> dict:
     """Everything needed to say where a result came from. Not byte-compared (it holds host facts)."""
-    import torch
-
     return {"config": config, "seeds": seeds, "versions": versions(), "device": device_name(device),
             "threads": threads, "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "git_commit": git_commit(), "host": platform.node(), "platform": platform.platform()}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from prunebench.library.errors import PrunebenchError
 
 ITERATIVE_SCHEDULES = ("exp", "linear")
@@ -52,8 +54,6 @@ def force_official_densities(final_density: float, steps: int, schedule: str = "
     """FORCE's own arithmetic for its schedules (naver/force `iterative_pruning`): exp as
     np.exp(0 - (t (0 - ln d) / T)), linear as 1 - t (1 - d) / T, t = 1..T. The exp values can differ from
     d^(t/T) in the last bit, which moves int(N d_t) at some steps (`count_rule="official"`)."""
-    import numpy as np
-
     if schedule == "linear":
         return linear_densities(final_density, steps)
     if schedule != "exp":

@@ -21,6 +21,7 @@ import sys
 
 import torch
 
+from prunebench.library.data import eval_batches
 from prunebench.library.errors import PrunebenchError, choose
 from prunebench.library.masks import Mask
 from prunebench.library.models import prunable_parameters
@@ -245,7 +246,5 @@ def jacobian_singular_values(model, inputs: torch.Tensor, method: str = "auto", 
 def data_jsv(model, data, examples: int, device=None) -> dict:
     """Jacobian singular-value statistics of `model` on the first `examples` training examples of a prepared
     data set (SPP's check.py measures on the training split, docs/methods.md A.7)."""
-    from prunebench.library.data import eval_batches
-
     x, _ = next(iter(eval_batches(data, "train", examples)))
     return jacobian_singular_values(model, x[:examples].to(device or _device(model)))

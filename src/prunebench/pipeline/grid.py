@@ -30,6 +30,7 @@ import math
 from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 from prunebench.library import limits
@@ -75,7 +76,7 @@ _MAXIMA = {
 def schema() -> dict:
     """The preset schema, shipped inside the package (works from a checkout and from an installed wheel), with
     its enums filled from the name tables and its maxima from `prunebench.library.limits`."""
-    from prunebench.library.init import SCHEMES  # torch: only when a preset is validated, not when paths load grid
+    from prunebench.library.init import SCHEMES  # torch: only when a preset is validated, not on import
 
     s = yaml.safe_load(resources.files("prunebench.pipeline").joinpath("schemas/preset.yaml").read_text())
     props, block = s["properties"], s["properties"]["grid"]["items"]["properties"]
@@ -169,8 +170,6 @@ def _check_tree(cfg, where) -> None:
 def _integer_checker():
     """The schema's "integer": a whole number written as one (1e12 or 5.0 is a float here; the command lines
     that the rules build from it take integers only)."""
-    import jsonschema
-
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine(
         "integer", lambda _, v: isinstance(v, int) and not isinstance(v, bool))
@@ -196,11 +195,11 @@ def check_arm_options(method: str, options: dict, sparsities=()) -> None:
     sparsities it will run at); a one-line PrunebenchError otherwise. Imports the method's module."""
     info = method_info(method)
     if info.at_init:
-        from prunebench.library.pruners.registry import resolve_options
+        from prunebench.library.pruners.registry import resolve_options  # torch: only when a preset is validated
 
         resolve_options(method, options)
     elif info.during:
-        from prunebench.library.pruners.during import make_during_training
+        from prunebench.library.pruners.during import make_during_training  # torch, as above
 
         for s in sparsities or [0.0]:
             make_during_training(method, s, **options)
@@ -283,7 +282,7 @@ def _check_models(cfg, where) -> None:
     its sparsities: a path name that reads back as the same number, and at least one weight kept per
     prunable layer (fewer is certain layer collapse) unless the block's pruning allows collapse."""
     from prunebench.library.init import check_scheme, meta_model  # torch: only when a preset is validated
-    from prunebench.library.models import prunable_parameters
+    from prunebench.library.models import prunable_parameters  # torch, as above
 
     models = {}
     for i, block in enumerate(cfg["grid"]):

@@ -57,8 +57,10 @@ class Step:
     every_method: bool = False
 
 
-# What every command runs: the dispatcher, the argument helpers, the error every command reports through.
-COMMON = ("prunebench.cli", "prunebench.cli.args", "prunebench.library.errors", "prunebench.library.limits")
+# What every command runs: the dispatcher, the argument helpers, the errors every command reports through (a
+# missing optional dependency included).
+COMMON = ("prunebench.cli", "prunebench.cli.args", "prunebench.library.errors", "prunebench.library.extras",
+          "prunebench.library.limits")
 _DATA = ("prunebench.library.data.*", "prunebench.library.datasets")
 _MODEL = ("prunebench.library.artifacts", "prunebench.library.init", "prunebench.library.models",
           "prunebench.library.runtime")

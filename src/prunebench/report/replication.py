@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from prunebench.library.artifacts import atomic_path
-from prunebench.report import claims as claims_mod
-from prunebench.report import data as data_mod
+from prunebench.report import claims
+from prunebench.report import data
 from prunebench.report import sections, stats
 from prunebench.report.arms import ablation_of
 from prunebench.report.claims.files import is_accuracy
@@ -149,7 +149,7 @@ def claim_verdicts(res: Results, papers) -> tuple:
         frame["train_loss_first"] = first_values(frame, res.history, "train_loss")
         frames[p.paper] = frame
         for c in p.claims:
-            verdicts[c["id"]] = claims_mod.check(c, frame, res.history, p.protocol)
+            verdicts[c["id"]] = claims.check(c, frame, res.history, p.protocol)
     return frames, verdicts
 
 
@@ -180,12 +180,12 @@ def render_report(results, claims_paths=None, out="paper/replication.md", preset
     config = res.config
     shown = set(config.get("figures", FIGURES)) if config else set(FIGURES)
     if claims_paths is None:
-        papers = claims_mod.claims_for(config.get("claims", []))
+        papers = claims.claims_for(config.get("claims", []))
     else:
-        papers = claims_mod.load_claims(claims_paths)
+        papers = claims.load_claims(claims_paths)
     papers.sort(key=lambda p: paper_order_key(p.paper))
     if run is None:
-        run = data_mod.read_run(results) if isinstance(results, (str, Path)) else {}
+        run = data.read_run(results) if isinstance(results, (str, Path)) else {}
     out = Path(out)
     if results_label is None:
         results_label = str(results) if isinstance(results, (str, Path)) else "(tables passed in)"
@@ -200,7 +200,7 @@ def render_report(results, claims_paths=None, out="paper/replication.md", preset
     lines += ["## Where the results come from", ""] + sections.provenance(summary) + [""]
     lines += sections.run_block(run, results_label, REGENERATE.format(data=results_label))
     lines += sections.compute(summary)
-    head = list(stats.STATUSES) + [claims_mod.NOT_RUN]
+    head = list(stats.STATUSES) + [claims.NOT_RUN]
     rows = []
     for p in papers:
         cells = [p.paper]
@@ -264,7 +264,7 @@ def write_report(results, claims_paths=None, out="paper/replication.md", preset:
     into and linked from (relative to `out`), so the report reads without any DVC remote. `data_dir`: export the
     tables there first and render from that copy. Returns {claim id: Verdict}."""
     if data_dir is not None:
-        data_mod.export(results, data_dir)
+        data.export(results, data_dir)
         results, results_label = Path(data_dir), results_label if results_label is not None else str(data_dir)
     if embed_dir is not None and figures_dir is not None:
         for png in sorted(Path(figures_dir).glob("*.png")):
@@ -288,7 +288,7 @@ def default_outputs(data_dir) -> tuple:
 def regenerate(data_dir, out=None, figures_out=None, label: str | None = None) -> dict:
     """The report and its PNGs from a data folder alone (checksums verified first): every figure the preset
     lists is drawn into `figures_out` (PNG), then the report is written to `out`."""
-    d = data_mod.verify(data_dir)
+    d = data.verify(data_dir)
     res = load_results(d)
     default_out, default_figs = default_outputs(d)
     out, figures_out = Path(out or default_out), Path(figures_out or default_figs)
@@ -296,7 +296,7 @@ def regenerate(data_dir, out=None, figures_out=None, label: str | None = None) -
     for name in res.config.get("figures", []):
         make_figure(name, res, figures_out / name, res.config.get("preset"), formats=("png",))
     text, verdicts = render_report(res, None, out, res.config.get("preset"), figures_out, None, label, None,
-                                   data_mod.read_run(d))
+                                   data.read_run(d))
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return verdicts

@@ -7,8 +7,8 @@ class names and counts, and ``content_sha256`` (`content_sha256`), the key the p
 data. It is written atomically; the same inputs give the same bytes. Every `load` verifies the file's
 checksum (`prunebench.library.artifacts`), so a damaged cache (one flipped bit) is an error, never data.
 
-The readers (`prunebench.library.data.formats`, which import tarfile, zipfile and, for images, PIL) are imported
-only when a cache is prepared.
+The readers (`prunebench.library.data.formats`, which import tarfile, zipfile, pickle and PIL) are imported only
+when a cache is prepared.
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def prepare(dataset: str, cache_dir, source=None, download: bool = True, *, prog
     if out.exists():
         say(f"rebuilding incomplete or foreign cache {out}")
 
-    from prunebench.library.data import formats  # the readers: tarfile, zipfile, pickle; PIL when images are decoded
+    from prunebench.library.data import formats  # the readers (tarfile, zipfile, pickle, PIL): only to prepare
 
     start = time.perf_counter()
     progress = progress_enabled(progress)

@@ -24,6 +24,7 @@ is the IDX set name, the folder holding the batches, or the source's name.
 """
 from __future__ import annotations
 
+import codecs
 import io
 import math
 import pickle
@@ -31,6 +32,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+
+try:
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import _reconstruct
 
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.datasets import CIFAR_PYTHON, IDX, TINY_IMAGENET, DatasetSpec
@@ -115,14 +121,8 @@ class _ArrayUnpickler(pickle.Unpickler):
         if (module, name) not in _NUMPY_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
         if module == "_codecs":
-            import codecs
-
             return codecs.encode
         if name == "_reconstruct":
-            try:
-                from numpy._core.multiarray import _reconstruct
-            except ImportError:  # numpy < 2
-                from numpy.core.multiarray import _reconstruct
             return _reconstruct
         return getattr(np, name)
 

@@ -7,13 +7,15 @@
 * ``tiny-imagenet``: the official folder (train/<wnid>/images/*.JPEG; val/images/* labelled by
   val/val_annotations.txt).
 
-PIL and tqdm are imported only when images are decoded.
+Like every reader, this module is imported only when a cache is prepared (`prunebench.library.data.cache`).
 """
 from __future__ import annotations
 
 import io
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.datasets import DatasetSpec
@@ -54,9 +56,6 @@ def jpeg_quality(img) -> int | None:
 
 def decode_images(tree: Tree, names: list, spec: DatasetSpec, progress: bool, desc: str):
     """Decode images into (N, C, H, W) uint8; also return the set of image formats and JPEG qualities."""
-    from PIL import Image, UnidentifiedImageError
-    from tqdm import tqdm
-
     mode = "L" if spec.channels == 1 else "RGB"
     out = np.empty((len(names), spec.size, spec.size, spec.channels), dtype=np.uint8)
     formats, qualities = set(), set()

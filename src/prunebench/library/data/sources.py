@@ -14,13 +14,16 @@ MD5s of the *decompressed* IDX files. A ``.gz`` whose own MD5 differs (another g
 offline copy this project is tested with) is accepted when its decompressed content matches the published
 content MD5; the method used is recorded in the cache metadata (``source.verified``).
 
-The network modules (urllib, http.client) and gzip are imported only when a download or a check needs them.
+The network modules (urllib, http.client) are imported only when a download needs them.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 from pathlib import Path
+
+from tqdm import tqdm
 
 from prunebench.library.errors import PrunebenchError
 from prunebench.library.artifacts import atomic_path
@@ -96,8 +99,6 @@ def verified_content(data: bytes, official: OfficialFile, shown: str, compressed
 
 def gunzip(data: bytes, shown: str) -> bytes:
     """The decompressed bytes of a gzip file; a corrupt one is a one-line `PrunebenchError` naming it."""
-    import gzip
-
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
@@ -106,9 +107,7 @@ def gunzip(data: bytes, shown: str) -> bytes:
 
 def _fetch_url(url: str, dest: Path, progress: bool, timeout: float = 60.0) -> None:
     """Copy `url` (http, https or file) into `dest`."""
-    import urllib.request
-
-    from tqdm import tqdm
+    import urllib.request  # the network: only for a download (tens of ms for every job that reads data)
 
     req = urllib.request.Request(url, headers={"User-Agent": "prunebench"})
     with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
@@ -127,6 +126,7 @@ def download_official(dataset: str, dest_dir, progress: bool | None = None) -> P
     download leaves nothing behind. Mirrors are tried in order. A verified file already in `dest_dir`
     is reused. MNIST returns the folder `dest_dir/mnist`, the others the archive.
     """
+    # the network: only for a download (tens of ms for every job that reads data)
     import http.client
     import urllib.error
 

@@ -29,9 +29,11 @@ from typing import Callable, ClassVar
 import torch
 
 from prunebench.library.errors import PrunebenchError
+from prunebench.library.init import SCHEMES
 from prunebench.library.masks import Mask
 from prunebench.library.pruners.topk import official_density, select, select_official
 from prunebench.library.pruners.scoring import BN_MODES, LABELS, LOSSES
+from prunebench.library.schedules import ITERATIVE_SCHEDULES, force_official_densities, iterative_densities
 
 _UNSET = object()
 
@@ -147,8 +149,6 @@ def boolean(name, value, method):
 
 
 def schedule(name, value, method):
-    from prunebench.library.schedules import ITERATIVE_SCHEDULES
-
     if isinstance(value, str):
         return choice(*ITERATIVE_SCHEDULES)(name, value, method)
     try:
@@ -187,8 +187,6 @@ def densities(name, value, method):
 
 
 def init_scheme(name, value, method):
-    from prunebench.library.init import SCHEMES
-
     if value is None:
         return None
     return choice(*[s for s in SCHEMES if s != "default"])(name, value, method)
@@ -322,8 +320,6 @@ class IterativePruner(Pruner):
     def densities(self, sparsity: float) -> list:
         """d_1..d_T: from 1 - sparsity, or with count_rule="official" from the density the official code's user
         types (`official_density`) and with that code's arithmetic."""
-        from prunebench.library.schedules import force_official_densities, iterative_densities
-
         steps, sched = self.steps_and_schedule()
         if self.options.count_rule != "official":
             return iterative_densities(1.0 - sparsity, steps, sched)

@@ -21,7 +21,7 @@ from prunebench.library.masks import Mask
 from prunebench.library.methods import METHODS, at_init
 from prunebench.library.models import prunable_parameters
 from prunebench.library.pruners.base import Pruner
-from prunebench.library.pruners.topk import SCOPES, keep_count
+from prunebench.library.pruners.topk import SCOPES, keep_count, top_mask
 from prunebench.library.pruners.scoring import BatchStream, measure, model_device
 
 
@@ -203,8 +203,6 @@ SHUFFLE_STREAM = 1_000_003  # the shuffle's random positions come from seed + th
 def shuffled(mask: Mask, seed: int) -> Mask:
     """The layer-wise shuffle of a mask (Frankle et al. 2021): the same number of kept entries in every tensor,
     at uniformly random positions drawn from the seed (exact counts, ties by position as everywhere)."""
-    from prunebench.library.pruners.topk import top_mask
-
     gen = torch.Generator().manual_seed(int(seed) + SHUFFLE_STREAM)
     out = {}
     for n, m in mask.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import os
 import resource
 import threading
@@ -22,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from prunebench.library.errors import PrunebenchError
+from prunebench.library.init import init_weight
 from prunebench.library.models import prunable_modules, prunable_parameters
 
 LOSSES = ("ce", "neg_logit")
@@ -173,8 +175,6 @@ def scoring_copy(model: nn.Module, bn_mode: str = "train", names=None) -> tuple:
 def reinit_copy(net, scheme, seed, linear_only=False):
     """Re-draw the Conv2d/Linear weights of a scoring copy in place with the init `scheme`, from
     Generator(seed) (mil-ad/snip's and GraSP's re-initialised scoring copies, docs/methods.md A.1, A.4)."""
-    from prunebench.library.init import init_weight
-
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for m in prunable_modules(net).values():
@@ -219,8 +219,6 @@ def mean_gradient(net: nn.Module, tensors: dict, stream: BatchStream, num_batche
 def _malloc_trim() -> None:
     """Return freed heap memory to the OS (glibc), so that RSS growth reflects this run's allocations."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass

@@ -10,6 +10,7 @@ and the CPU selection were half the time). It only compares values, so the devic
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import torch
 
@@ -145,8 +146,6 @@ OFFICIAL_RULES = ("round", "ceil", "int_keep_ties", "int_prune_ties", "grasp")
 def official_density(sparsity: float) -> float:
     """The density a user of a density-valued official flag types for `sparsity` (FORCE's --pruning_factor,
     SynFlow's 10^-c): the decimal complement (0.99 -> 0.01 exactly), not the float 1 - 0.99."""
-    from decimal import Decimal
-
     return float(Decimal(1) - Decimal(repr(float(sparsity))))
 
 

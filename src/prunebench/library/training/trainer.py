@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from prunebench.library.artifacts import canonical_json, load_tensors, save_tensors, write_json
 from prunebench.library.data.batches import epoch_batches, epoch_order, eval_batches, num_batches
@@ -74,8 +75,6 @@ class _Progress:
     def __init__(self, total, desc, enabled):
         self.bar = None
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm  # only on a terminal (a pipeline job never draws a bar)
-
             self.bar = tqdm(total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
     def update(self):

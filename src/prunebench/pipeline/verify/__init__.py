@@ -18,8 +18,8 @@ import yaml
 
 from prunebench.library.errors import PrunebenchError
 from prunebench.pipeline.resources import preset_file
-from prunebench.pipeline import grid as G
-from prunebench.pipeline import paths as P
+from prunebench.pipeline import grid
+from prunebench.pipeline import paths
 from prunebench.pipeline.verify.findings import Findings, summary
 from prunebench.pipeline.verify.integrity import check_file, check_identities, check_integrity
 from prunebench.pipeline.verify.provenance import OPTIONAL, check_provenance, expected_outputs, recorded_keys
@@ -41,17 +41,17 @@ def verify(preset: str, root=".", config=None, reproduce: int = 0, seed: int = 0
     (chosen at random with `seed`, or the cheapest; `train=False`: the steps before training only)."""
     root = Path(root)
     cfg_path = Path(config) if config else preset_file(preset, root)  # the checkout's, else the shipped one
-    cfg = G.load_config(cfg_path)
+    cfg = grid.load_config(cfg_path)
     if cfg["preset"] != preset:
         raise PrunebenchError(f"config {str(cfg_path)!r} is preset {cfg['preset']!r}, not {preset!r}")
-    if not (root / P.preset_dir(preset)).is_dir():
-        raise PrunebenchError(f"no results for preset {preset!r} under {str(root / P.preset_dir(preset))!r} "
+    if not (root / paths.preset_dir(preset)).is_dir():
+        raise PrunebenchError(f"no results for preset {preset!r} under {str(root / paths.preset_dir(preset))!r} "
                               f"(run the pipeline or `dvc pull {preset}` first)")
     resolved = None
-    rc = root / P.table_path(preset, P.RESOLVED_CONFIG)
+    rc = root / paths.table_path(preset, paths.RESOLVED_CONFIG)
     if rc.is_file():
         try:
-            resolved = G.validate(yaml.safe_load(rc.read_text()), where=str(rc))
+            resolved = grid.validate(yaml.safe_load(rc.read_text()), where=str(rc))
         except (PrunebenchError, yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
             resolved = None
     found = Findings()
@@ -66,7 +66,7 @@ def verify(preset: str, root=".", config=None, reproduce: int = 0, seed: int = 0
         how = "the cheapest by recorded time" if cheapest else f"chosen with --seed {seed}"
         log(f"verify {preset}: reproducing {len(chosen)} cell(s), {how}{'' if train else ', without training'}:")
         for i, c in enumerate(chosen, 1):
-            d = P.cell_dir(c)
+            d = paths.cell_dir(c)
             log(f"  [{i}/{len(chosen)}] {d}")
             try:
                 diffs = reproduce_cell(cfg, c, root, train=train)

@@ -21,22 +21,22 @@ class Findings:
 
 
 def summary(preset: str, found: Findings, limit: int = 8) -> str:
-    L = [f"prunebench verify {preset}:"]
-    L.append(f"  files:      {found.checked} read back; {len(found.problems)} problem(s)")
+    lines = [f"prunebench verify {preset}:"]
+    lines.append(f"  files:      {found.checked} read back; {len(found.problems)} problem(s)")
     for rel, what in found.problems[:limit]:
-        L.append(f"    {rel}: {what}")
+        lines.append(f"    {rel}: {what}")
     if len(found.problems) > limit:
-        L.append(f"    ... and {len(found.problems) - limit} more")
+        lines.append(f"    ... and {len(found.problems) - limit} more")
     rec = "" if not found.unrecorded else f"; {found.unrecorded} output(s) with no Snakemake metadata here (not checked)"
-    L.append(f"  provenance: {len(found.stale)} output(s) would rerun{rec}")
+    lines.append(f"  provenance: {len(found.stale)} output(s) would rerun{rec}")
     for rel, why in found.stale[:limit]:
-        L.append(f"    {rel}: {why}")
+        lines.append(f"    {rel}: {why}")
     if len(found.stale) > limit:
-        L.append(f"    ... and {len(found.stale) - limit} more")
+        lines.append(f"    ... and {len(found.stale) - limit} more")
     if found.reproduced:
         bad = [(d, x) for d, x in found.reproduced if x]
-        L.append(f"  reproduced: {len(found.reproduced) - len(bad)} of {len(found.reproduced)} cell(s) identical")
+        lines.append(f"  reproduced: {len(found.reproduced) - len(bad)} of {len(found.reproduced)} cell(s) identical")
         for d, x in bad:
-            L.append(f"    {d}: {'; '.join(x)}")
-    L.append("  result:     " + ("OK" if found.ok else "MISMATCH"))
-    return "\n".join(L)
+            lines.append(f"    {d}: {'; '.join(x)}")
+    lines.append("  result:     " + ("OK" if found.ok else "MISMATCH"))
+    return "\n".join(lines)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunebench.library import artifacts as io
-from prunebench.library import methods as M
+from prunebench.library import artifacts
+from prunebench.library import methods
 from prunebench.library.errors import PrunebenchError
-from prunebench.pipeline import grid as G
-from prunebench.pipeline import paths as P
+from prunebench.pipeline import grid
+from prunebench.pipeline import paths
 from prunebench.pipeline.verify.findings import Findings
 from prunebench.pipeline.verify.provenance import OPTIONAL, expected_outputs
 
@@ -31,13 +31,13 @@ _KIND = {"mask.safetensors": "mask file", "weights_ai.safetensors": "init file",
 def check_file(path: Path) -> None:
     """Raise PrunebenchError unless `path` reads back: checksums for tensors and tables, JSON parses."""
     if path.name.endswith(".safetensors"):
-        io.load_tensors(path, what=_KIND.get(path.name, "init file"))
+        artifacts.load_tensors(path, what=_KIND.get(path.name, "init file"))
     elif path.suffix == ".csv":
-        io.verify_checked_file(path)
+        artifacts.verify_checked_file(path)
     elif path.suffix == ".json":
-        io.read_json(path)
+        artifacts.read_json(path)
     else:
-        io.check_readable(path)
+        artifacts.check_readable(path)
 
 
 def check_integrity(cfg: dict, root: Path, found: Findings, log=print) -> None:
@@ -78,17 +78,17 @@ class _Reader:
 
     def meta(self, rel: str) -> dict:
         if rel not in self._meta:
-            self._meta[rel] = io.read_metadata(self.root / rel, _KIND.get(Path(rel).name, "init file"))
+            self._meta[rel] = artifacts.read_metadata(self.root / rel, _KIND.get(Path(rel).name, "init file"))
         return self._meta[rel]
 
     def checksum(self, rel: str) -> str:
         if rel not in self._sum:
-            self._sum[rel] = io.recorded_checksum(self.root / rel, _KIND.get(Path(rel).name, "init file"))
+            self._sum[rel] = artifacts.recorded_checksum(self.root / rel, _KIND.get(Path(rel).name, "init file"))
         return self._sum[rel]
 
     def json(self, rel: str) -> dict:
         if rel not in self._json:
-            doc = io.read_json(self.root / rel)
+            doc = artifacts.read_json(self.root / rel)
             self._json[rel] = doc if isinstance(doc, dict) else {}
         return self._json[rel]
 
@@ -117,27 +117,27 @@ def check_identities(cfg: dict, root: Path, found: Findings, bad: set = frozense
     missing, `bad`, are not read again)."""
     r = _Reader(root, set(bad))
     data_sums = {}
-    for ds in sorted({c["dataset"] for c in G.expand(cfg)}):
-        rel = P.data_manifest(cfg["preset"], ds)
+    for ds in sorted({c["dataset"] for c in grid.expand(cfg)}):
+        rel = paths.data_manifest(cfg["preset"], ds)
         if r.usable(rel):
             data_sums[ds] = r.json(rel).get("content_sha256")
     inits_done = set()
-    for c in G.expand(cfg):
+    for c in grid.expand(cfg):
         try:
             _check_cell(cfg, c, r, found, data_sums, inits_done)
         except PrunebenchError as e:  # a header that does not parse: already named by the integrity check
-            found.problem(P.cell_dir(c), str(e))
+            found.problem(paths.cell_dir(c), str(e))
 
 
 def _check_cell(cfg, c, r: _Reader, found: Findings, data_sums: dict, inits_done: set) -> None:
-    d, h = P.cell_dir(c), G.cell_hash(c)
-    info = M.method_info(c["method"])
+    d, h = paths.cell_dir(c), grid.cell_hash(c)
+    info = methods.method_info(c["method"])
     for concern in ("init", "reinit") if c.get("reinit") else ("init",):
-        rel = P.init_path(c, concern=concern)
+        rel = paths.init_path(c, concern=concern)
         if rel not in inits_done and r.usable(rel):
             inits_done.add(rel)
             _mismatch(found, rel, r.meta(rel), _init_identity(c, concern), "the init file")
-    init_rel, mask_rel, iso_rel = P.init_path(c), f"{d}/mask.safetensors", f"{d}/weights_ai.safetensors"
+    init_rel, mask_rel, iso_rel = paths.init_path(c), f"{d}/mask.safetensors", f"{d}/weights_ai.safetensors"
     if info.at_init:
         if r.usable(mask_rel):
             want = {"cell_hash": h, "method": c["method"], "seed": c["seeds"]["prune"], "sparsity": float(c["sparsity"]),
@@ -170,17 +170,17 @@ def _check_cell(cfg, c, r: _Reader, found: Findings, data_sums: dict, inits_done
 
 
 def _check_manifest(c, rel, r: _Reader, found: Findings, data_sums: dict) -> None:
-    d, doc = P.cell_dir(c), r.json(rel)
+    d, doc = paths.cell_dir(c), r.json(rel)
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
-    if _mismatch(found, rel, config, {"cell_hash": G.cell_hash(c)}, "manifest.json"):
+    if _mismatch(found, rel, config, {"cell_hash": grid.cell_hash(c)}, "manifest.json"):
         return
     identity = config.get("identity") if isinstance(config.get("identity"), dict) else {}
-    train_init = f"{d}/weights_ai.safetensors" if c["isometry"] else P.train_init_path(c)
+    train_init = f"{d}/weights_ai.safetensors" if c["isometry"] else paths.train_init_path(c)
     want = {}
     if r.usable(train_init):
         want["init_sha256"] = r.checksum(train_init)
     mask = f"{d}/mask.safetensors"
-    if M.method_info(c["method"]).at_init:
+    if methods.method_info(c["method"]).at_init:
         if r.usable(mask):
             want["mask_sha256"] = r.checksum(mask)
     else:
@@ -191,9 +191,10 @@ def _check_manifest(c, rel, r: _Reader, found: Findings, data_sums: dict) -> Non
         return
     outputs = config.get("outputs_sha256") if isinstance(config.get("outputs_sha256"), dict) else {}
     if r.usable(f"{d}/metrics.json"):
-        got = io.sha256_file(r.root / d / "metrics.json")
+        got = artifacts.sha256_file(r.root / d / "metrics.json")
         if outputs.get("metrics.json") != got:
             found.problem(f"{d}/metrics.json", f"is not the metrics.json its run wrote (manifest.json records sha256 "
                                                f"{outputs.get('metrics.json', '(not recorded)')}, the file has {got})")
     if r.usable(f"{d}/timing.json"):
-        _mismatch(found, f"{d}/timing.json", r.json(f"{d}/timing.json"), {"cell_hash": G.cell_hash(c)}, "timing.json")
+        _mismatch(found, f"{d}/timing.json", r.json(f"{d}/timing.json"), {"cell_hash": grid.cell_hash(c)},
+                  "timing.json")

@@ -10,16 +10,16 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from prunebench.library import artifacts as io
-from prunebench.library import methods as M
+from prunebench.library import artifacts
+from prunebench.library import methods
 from prunebench.library.errors import PrunebenchError
-from prunebench.pipeline import grid as G
-from prunebench.pipeline import paths as P
-from prunebench.pipeline import provenance as V
+from prunebench.pipeline import grid
+from prunebench.pipeline import paths
+from prunebench.pipeline import provenance
 from prunebench.pipeline.verify.findings import Findings
 
 # Outputs that may legitimately be absent (written only by some cells or kept only while a run resumes).
-OPTIONAL = set(P.TRAIN_EXTRA)
+OPTIONAL = set(paths.TRAIN_EXTRA)
 
 
 def per_config(fn):
@@ -38,7 +38,7 @@ def per_config(fn):
 
 @per_config
 def cells_by_hash(cfg: dict) -> dict:
-    return {G.cell_hash(c): c for c in G.expand(cfg)}
+    return {grid.cell_hash(c): c for c in grid.expand(cfg)}
 
 
 def _key(fn, cfg, cell):
@@ -50,30 +50,31 @@ def expected_outputs(cfg: dict) -> dict:
     under another config is that of the cell with the same config hash there (None if it has none)."""
     pre = cfg["preset"]
     out = {}
-    for ds in sorted({c["dataset"] for c in G.expand(cfg)}):
-        out[P.data_manifest(pre, ds)] = per_config(lambda k, ds=ds: V.data_key(k, ds))
-    for c in G.expand(cfg):
-        cid = G.cell_hash(c)
+    for ds in sorted({c["dataset"] for c in grid.expand(cfg)}):
+        out[paths.data_manifest(pre, ds)] = per_config(lambda k, ds=ds: provenance.data_key(k, ds))
+    for c in grid.expand(cfg):
+        cid = grid.cell_hash(c)
         for concern in ("init", "reinit") if c.get("reinit") else ("init",):
             ic = {"dataset": c["dataset"], "model": c["model"], "init": c["init"], "seeds": {"init": c["seeds"][concern]}}
-            out[P.init_path(c, concern=concern)] = per_config(lambda k, ic=ic: V.init_key(k, ic))
-        d = P.cell_dir(c)
-        steps = [(P.TRAIN_FILES + P.TRAIN_EXTRA, V.train_key)] if c.get("trained", True) else []  # sweep: no train
-        steps += [(P.PRUNE_FILES, V.prune_key)] if M.method_info(c["method"]).at_init else []
-        steps += [(P.ISOMETRY_FILES, V.isometry_key)] if c["isometry"] else []
+            out[paths.init_path(c, concern=concern)] = per_config(lambda k, ic=ic: provenance.init_key(k, ic))
+        d = paths.cell_dir(c)
+        # a sweep cell is not trained
+        steps = [(paths.TRAIN_FILES + paths.TRAIN_EXTRA, provenance.train_key)] if c.get("trained", True) else []
+        steps += [(paths.PRUNE_FILES, provenance.prune_key)] if methods.method_info(c["method"]).at_init else []
+        steps += [(paths.ISOMETRY_FILES, provenance.isometry_key)] if c["isometry"] else []
         for files, key in steps:
             fn = per_config(lambda k, key=key, cid=cid: _key(key, k, cells_by_hash(k).get(cid)))
             for f in files:
                 out[f"{d}/{f}"] = fn
-    tables, report = per_config(V.tables_key), per_config(V.report_key)
-    for t in P.TABLE_FILES + (P.RESOLVED_CONFIG, P.RUN_RECORD):
-        out[P.table_path(pre, t)] = tables
+    tables, report = per_config(provenance.tables_key), per_config(provenance.report_key)
+    for t in paths.TABLE_FILES + (paths.RESOLVED_CONFIG, paths.RUN_RECORD):
+        out[paths.table_path(pre, t)] = tables
     for name in cfg.get("figures", []):
-        fig = per_config(lambda k, name=name: V.figure_key(k, name))
+        fig = per_config(lambda k, name=name: provenance.figure_key(k, name))
         for ext in ("pdf", "png"):
-            out[P.figure_path(pre, name, ext)] = fig
-        out[P.report_figure_path(pre, name)] = report
-    out[P.report_path(pre)] = report
+            out[paths.figure_path(pre, name, ext)] = fig
+        out[paths.report_figure_path(pre, name)] = report
+    out[paths.report_path(pre)] = report
     return out
 
 
@@ -90,7 +91,7 @@ def recorded_keys(root: Path) -> dict:
         name = "".join(f.relative_to(meta).parts)  # Snakemake splits long names into folders
         try:
             path = base64.urlsafe_b64decode(name.encode()).decode()
-            found[path] = {str(p) for p in io.read_json(f).get("params") or []}
+            found[path] = {str(p) for p in artifacts.read_json(f).get("params") or []}
         except (ValueError, UnicodeDecodeError, PrunebenchError, AttributeError, TypeError):
             continue
     return found

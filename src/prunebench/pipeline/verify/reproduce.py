@@ -20,11 +20,14 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
-from prunebench.library import artifacts as io
-from prunebench.library import methods as M
+import torch
+
+from prunebench.library import artifacts
+from prunebench.library import methods
 from prunebench.library.errors import PrunebenchError
-from prunebench.pipeline import grid as G
-from prunebench.pipeline import paths as P
+from prunebench.library.masks import Mask
+from prunebench.pipeline import grid
+from prunebench.pipeline import paths
 from prunebench.pipeline.workflow import argv_builders
 
 GPU_MASK_AGREEMENT = 0.99
@@ -35,22 +38,17 @@ def _on_gpu(cfg: dict, root: Path, cell: dict) -> bool:
     dev = str(cfg.get("device", "auto"))
     if dev.startswith("cuda"):
         return True
-    man = root / P.cell_dir(cell) / "manifest.json"
+    man = root / paths.cell_dir(cell) / "manifest.json"
     recorded = ""
     if man.exists():
         try:
-            recorded = str(io.read_json(man).get("device", ""))
+            recorded = str(artifacts.read_json(man).get("device", ""))
         except (PrunebenchError, AttributeError):
             recorded = ""
     if "cuda" in recorded:
         return True
     if dev == "auto":
-        try:
-            import torch  # only for the device question of a preset that says "auto"
-
-            return torch.cuda.is_available()
-        except ImportError:
-            return False
+        return torch.cuda.is_available()
     return False
 
 
@@ -77,14 +75,12 @@ def compare(a: Path, b: Path, gpu: bool) -> str | None:
     if not gpu:
         return f"{a.name}: bytes differ"
     if a.name.endswith("mask.safetensors"):
-        from prunebench.library.masks import Mask  # torch: only for a GPU comparison of masks
-
         ma, mb = Mask.load(a), Mask.load(b)
         same = sum(int((ma.masks[n] == mb.masks.get(n, ~ma.masks[n])).sum()) for n in ma.masks)
         total = sum(v.numel() for v in ma.masks.values())
         return None if same / total >= GPU_MASK_AGREEMENT else f"{a.name}: agrees on {same / total:.2%} of weights"
     if a.name == "metrics.json":
-        fa, fb = io.read_json(a).get("final_acc"), io.read_json(b).get("final_acc")
+        fa, fb = artifacts.read_json(a).get("final_acc"), artifacts.read_json(b).get("final_acc")
         if fa is not None and fb is not None and abs(fa - fb) <= GPU_ACC_TOLERANCE:
             return None
         return f"{a.name}: final accuracy {fa} vs {fb}"
@@ -96,20 +92,20 @@ def reproduce_cell(cfg: dict, cell: dict, root: Path, train: bool = True) -> lis
     train = train and cell.get("trained", True)  # a sweep cell (prune + JSV only) has nothing trained
     fn = argv_builders(cfg, cfg.get("device", "auto"))
     th = cfg.get("threads", 1)
-    d = P.cell_dir(cell)
-    info = M.method_info(cell["method"])
-    data = str((root / P.data_manifest(cfg["preset"], cell["dataset"])).resolve())
+    d = paths.cell_dir(cell)
+    info = methods.method_info(cell["method"])
+    data = str((root / paths.data_manifest(cfg["preset"], cell["dataset"])).resolve())
     gpu = _on_gpu(cfg, root, cell)
     compared = []
     with tempfile.TemporaryDirectory(prefix="prunebench-verify-") as tmp:
         tmp = Path(tmp)
         (tmp / d).mkdir(parents=True)
-        init = str((root / P.init_path(cell)).resolve())
+        init = str((root / paths.init_path(cell)).resolve())
         if info.at_init:
             out = SimpleNamespace(mask=f"{d}/mask.safetensors", report=f"{d}/prune.json", timing=f"{d}/prune_timing.json")
             run_command(fn["prune_argv"](cell, SimpleNamespace(init=init, data=data), out, th), tmp)
             compared += ["mask.safetensors", "prune.json"]
-        train_init = str((root / P.train_init_path(cell)).resolve())
+        train_init = str((root / paths.train_init_path(cell)).resolve())
         if cell["isometry"]:
             out = SimpleNamespace(weights=f"{d}/weights_ai.safetensors", report=f"{d}/isometry.json")
             run_command(fn["isometry_argv"](cell, SimpleNamespace(init=init, mask=f"{d}/mask.safetensors", data=data),
@@ -127,11 +123,11 @@ def recorded_cost(cfg: dict, cell: dict, root: Path, train: bool = True) -> floa
     """The seconds a cell's rerun is expected to take, from its own recorded timings (prune_timing.json's
     wall time, timing.json's training and evaluation time) plus approximate isometry estimated at one
     training step per isometry step. A cell with no timings recorded counts as infinitely expensive."""
-    d = root / P.cell_dir(cell)
+    d = root / paths.cell_dir(cell)
 
     def read(name):
         try:
-            doc = io.read_json(d / name) if (d / name).is_file() else {}
+            doc = artifacts.read_json(d / name) if (d / name).is_file() else {}
         except PrunebenchError:
             doc = {}
         return doc if isinstance(doc, dict) else {}
@@ -141,7 +137,7 @@ def recorded_cost(cfg: dict, cell: dict, root: Path, train: bool = True) -> floa
 
     prune, timing, metrics = read("prune_timing.json"), read("timing.json"), read("metrics.json")
     cost = 0.0
-    if M.method_info(cell["method"]).at_init:
+    if methods.method_info(cell["method"]).at_init:
         wall = num(prune.get("wall_s"))
         if wall is None:
             return float("inf")
@@ -163,10 +159,10 @@ def choose_cells(cfg: dict, k: int, seed: int, *, root: Path | None = None, chea
                  train: bool = True) -> list:
     """K cells to reproduce: chosen at random with `seed`, or (cheapest) the K with the smallest recorded
     cost (`recorded_cost`; ties by path). Without training, only cells that prune at initialization."""
-    cells = sorted(G.expand(cfg), key=P.cell_dir)
+    cells = sorted(grid.expand(cfg), key=paths.cell_dir)
     if not train:
-        cells = [c for c in cells if M.method_info(c["method"]).at_init]
+        cells = [c for c in cells if methods.method_info(c["method"]).at_init]
     if cheapest:
-        costs = {P.cell_dir(c): recorded_cost(cfg, c, Path(root or "."), train) for c in cells}
-        return sorted(cells, key=lambda c: (costs[P.cell_dir(c)], P.cell_dir(c)))[:k]
+        costs = {paths.cell_dir(c): recorded_cost(cfg, c, Path(root or "."), train) for c in cells}
+        return sorted(cells, key=lambda c: (costs[paths.cell_dir(c)], paths.cell_dir(c)))[:k]
     return random.Random(seed).sample(cells, min(k, len(cells)))

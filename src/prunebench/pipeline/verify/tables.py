@@ -17,29 +17,29 @@ import yaml
 
 from prunebench.library.artifacts import canonical_json
 from prunebench.library.errors import PrunebenchError
-from prunebench.pipeline import paths as P
+from prunebench.pipeline import paths
 from prunebench.pipeline.aggregate import aggregate
 from prunebench.pipeline.verify.findings import Findings
 
-COMPARED = P.TABLES_CSV + ("metrics.json",)
+COMPARED = paths.TABLES_CSV + ("metrics.json",)
 
 
 def check_tables(cfg: dict, cfg_path: Path, root: Path, found: Findings, log=print) -> None:
     preset = cfg["preset"]
-    res = root / P.preset_dir(preset)
+    res = root / paths.preset_dir(preset)
     if not (res / "summary.csv").is_file():
         return  # missing: already a problem of the integrity check
-    check_saved_config(cfg, res / P.RESOLVED_CONFIG, root, found)
+    check_saved_config(cfg, res / paths.RESOLVED_CONFIG, root, found)
     with tempfile.TemporaryDirectory(prefix="prunebench-verify-") as tmp:
-        mirror = Path(tmp) / P.RESULTS / preset
+        mirror = Path(tmp) / paths.RESULTS / preset
         mirror.mkdir(parents=True)
         for entry in res.iterdir():
-            if entry.name not in P.TABLE_FILES and entry.name not in (P.RESOLVED_CONFIG, P.RUN_RECORD, "logs"):
+            if entry.name not in paths.TABLE_FILES + (paths.RESOLVED_CONFIG, paths.RUN_RECORD, "logs"):
                 (mirror / entry.name).symlink_to(entry.resolve())
         try:
-            aggregate(Path(cfg_path).resolve(), Path(tmp) / P.RESULTS)
+            aggregate(Path(cfg_path).resolve(), Path(tmp) / paths.RESULTS)
         except PrunebenchError as e:
-            found.problem(P.preset_dir(preset), f"re-aggregation with this checkout's preset failed: {e}")
+            found.problem(paths.preset_dir(preset), f"re-aggregation with this checkout's preset failed: {e}")
             return
         for name in COMPARED:
             a, b = res / name, mirror / name

@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
-from prunebench.report import claims as claims_mod
+from prunebench.report import claims
 from prunebench.report.claims.files import is_accuracy
 from prunebench.report.figures import panels
 from prunebench.report.figures.look import CB, DARK_GREY, DPI
@@ -25,12 +25,12 @@ SETTING_COLUMNS = ("dataset", "model", "init", "sparsity")
 
 def verdicts(res: Results, paper: str) -> list:
     """[(claim, Verdict)] of the paper's claims and checks that have at least one setting in `res`."""
-    p = claims_mod.paper_claims(paper)
+    p = claims.paper_claims(paper)
     if p is None:
         return []
     out = []
     for c in p.claims:
-        v = claims_mod.check(c, res.summary, res.history, p.protocol)
+        v = claims.check(c, res.summary, res.history, p.protocol)
         if v.rows:
             out.append((c, v))
     return out
