@@ -41,11 +41,14 @@ def test_dvc_yaml_has_one_stage_per_preset_with_its_outputs():
         assert f"config/{name}.yaml" in st["deps"] and "src/prunebench" in st["deps"]
         outs = {next(iter(o)): o[next(iter(o))] for o in st["outs"]}
         assert set(outs) == {f"results/{name}", f"figures/{name}", f"paper/replication-{name}.md",
-                             f"paper/figures/{name}"}
-        # the report is git-tracked (cache: false) exactly where .gitignore does not ignore it
-        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", f"paper/replication-{name}.md"],
-                                 cwd=REPO).returncode == 0
-        assert outs[f"paper/replication-{name}.md"].get("cache", True) == ignored, name
+                             f"paper/figures/{name}", f"paper/data/{name}"}
+        # the report, its PNGs and its per-seed data are git-tracked (cache: false) exactly where .gitignore
+        # does not ignore them
+        for out, probe in ((f"paper/replication-{name}.md", f"paper/replication-{name}.md"),
+                           (f"paper/figures/{name}", f"paper/figures/{name}/x.png"),
+                           (f"paper/data/{name}", f"paper/data/{name}/summary.csv")):
+            ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", probe], cwd=REPO).returncode == 0
+            assert outs[out].get("cache", True) == ignored, (name, out)
 
 
 def env(data_sources):
