@@ -34,6 +34,19 @@ def produced_by(commit: str) -> dict:
             "regenerate": f"python tests/golden/record.py  (or --checkout DIR, DIR a checkout of {commit[:7]})"}
 
 
+def dumps(value, indent: str = "") -> str:
+    """JSON with a value on one line where it fits in about 120 characters, else its items one a line."""
+    flat = json.dumps(value)
+    if len(indent) + len(flat) <= 120 or not isinstance(value, (dict, list)) or not value:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items, brackets = [f"{inner}{json.dumps(k)}: {dumps(v, inner)}" for k, v in value.items()], "{}"
+    else:
+        items, brackets = [inner + dumps(v, inner) for v in value], "[]"
+    return brackets[0] + "\n" + ",\n".join(items) + "\n" + indent + brackets[1]
+
+
 def child(commit: str, out: Path) -> None:
     """Run every case on the `prunebench` of PYTHONPATH and write the three files."""
     import torch
@@ -52,7 +65,7 @@ def child(commit: str, out: Path) -> None:
                 "topk.json": cases.record_topk(),
                 "training.json": cases.record_training(train, tmp)}
     for name, doc in docs.items():
-        (out / name).write_text(json.dumps({"produced_by": head, **doc}, indent=1) + "\n")
+        (out / name).write_text(dumps({"produced_by": head, **doc}) + "\n")
         print(f"wrote {out / name}")
 
 
