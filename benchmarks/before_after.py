@@ -2,10 +2,11 @@
 
     python benchmarks/before_after.py [--repeats 3] [--quick]     # writes benchmarks/results/cpu-before-after.json
 
-"Before" is the code of commit 7ba29fc: the frozen copies in tests/reference/ (the training loop with its batch
-streams, the pruners) and, for approximate isometry and the Jacobian singular values, that commit's
-signalprop.py read with `git show`. "After" is this checkout. Each comparison runs both on the same inputs in
-turn (A B A B ...), so drift of a shared machine hits both alike; the ratio is of the medians.
+"Before" is the code of commit 7ba29fc: its package (the training loop with its batch streams, the pruners),
+extracted with `git archive` and imported beside this one as `prunebench_7ba29fc`, and, for approximate
+isometry and the Jacobian singular values, that commit's signalprop.py read with `git show`. "After" is this
+checkout. Each comparison runs both on the same inputs in turn (A B A B ...), so drift of a shared machine hits
+both alike; the ratio is of the medians.
 
   train     one spp-mnist training cell in process: MLP-7-tanh, a 90 % mask over weights and biases, batch
             100, 10,000 steps, evaluation on the test and validation splits and a checkpoint every 1,000
@@ -23,9 +24,11 @@ Nothing here is a timed test: the figures go to benchmarks/README.md with the ma
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -33,13 +36,13 @@ import sys
 import tempfile
 import time
 import types
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from prunebench.library import signalprop as new_signal  # noqa: E402
 from prunebench.library.data import open_data  # noqa: E402
@@ -49,10 +52,9 @@ from prunebench.library.pruners import prune as new_prune  # noqa: E402
 from prunebench.library.pruners.topk import select  # noqa: E402
 from prunebench.library.runtime import device_name, setup_determinism  # noqa: E402
 from prunebench.library.train import TrainConfig, train as new_train  # noqa: E402
-from reference.old_pruners import prune as old_prune  # noqa: E402
-from reference.old_train import train as old_train  # noqa: E402
 
 OLD_COMMIT = "7ba29fc"
+OLD_PACKAGE = "prunebench_7ba29fc"
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 
@@ -64,6 +66,28 @@ def old_module(path: str, name: str):
     mod.__file__ = f"<{OLD_COMMIT}:{path}>"
     exec(compile(src, mod.__file__, "exec"), mod.__dict__)
     return mod
+
+
+def old_package(tmp: Path, module: str):
+    """A module of the old commit's package (`git archive` into `tmp`), imported as `prunebench_7ba29fc`: its
+    imports and its module-name strings renamed, nothing else, so that it never imports this checkout."""
+    root = tmp / "old-package"
+    if not root.exists():
+        root.mkdir()
+        arch = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_COMMIT, "src/prunebench"], capture_output=True,
+                              check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=arch, check=True)
+        for f in (root / "src" / "prunebench").rglob("*.py"):
+            text = re.sub(r"(?m)^(\s*(?:from|import) )prunebench\b", rf"\1{OLD_PACKAGE}", f.read_text())
+            f.write_text(re.sub(r"([\"'])prunebench\.", rf"\1{OLD_PACKAGE}.", text))
+        (root / "src" / "prunebench").rename(root / OLD_PACKAGE)
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"{OLD_PACKAGE}.{module}")
+
+
+def same_masks(a, b) -> bool:
+    """Two masks (of either package) hold the same layers in the same order with the same values."""
+    return list(a.masks) == list(b.masks) and all(torch.equal(a.masks[k], b.masks[k]) for k in a.masks)
 
 
 def side_by_side(fns: dict, repeats: int) -> dict:
@@ -112,7 +136,7 @@ def bench_train(data, steps, repeats, tmp):
                       schedule="constant", augment=False, metrics=("test", "val"))
     outs = {}
 
-    def run(fn, name):
+    def run(fn, name, data, cfg):
         def go():
             model = initialize(build_model("mlp-7-tanh", "mnist"), "orthogonal", 0)
             out = tmp / f"train-{name}"
@@ -123,7 +147,10 @@ def bench_train(data, steps, repeats, tmp):
             outs[name] = (out / "metrics.json").read_bytes(), (out / "checkpoint.safetensors").read_bytes()
         return go
 
-    r = side_by_side({"before": run(old_train, "before"), "after": run(new_train, "after")}, repeats)
+    old = old_package(tmp, "library.train")  # with the old package's own data and configuration classes
+    old_data = old_package(tmp, "library.data").Data(**{f.name: getattr(data, f.name) for f in fields(data)})
+    r = side_by_side({"before": run(old.train, "before", old_data, old.TrainConfig.from_dict(cfg.to_dict())),
+                      "after": run(new_train, "after", data, cfg)}, repeats)
     r["same_bytes"] = outs["before"] == outs["after"]
     r["steps"] = steps
     return r
@@ -161,7 +188,8 @@ def bench_jsv(old_signal, data, repeats):
     return r
 
 
-def bench_prune(repeats):
+def bench_prune(repeats, tmp):
+    old_prune = old_package(tmp, "library.pruners").prune
     rows = []
     for name, batch in (("vgg19", 8), ("resnet20", 32)):
         model = initialize(build_model(name, "cifar10"), "kaiming_normal", 0)
@@ -177,7 +205,8 @@ def bench_prune(repeats):
                 return go
 
             r = side_by_side({"before": run(old_prune, "before"), "after": run(new_prune, "after")}, repeats)
-            r.update(model=name, batch=batch, method=method, options=opts, same_mask=masks["before"] == masks["after"])
+            r.update(model=name, batch=batch, method=method, options=opts,
+                     same_mask=same_masks(masks["before"], masks["after"]))
             rows.append(r)
             print(f"  prune {name} {method}: before {r['median_s']['before']:.2f} s, after {r['median_s']['after']:.2f} s "
                   f"({r['after_over_before']:.2f}x), same mask: {r['same_mask']}", flush=True)
@@ -245,7 +274,7 @@ def main(argv=None) -> int:
             doc["jsv"] = bench_jsv(old_signal, data, args.repeats)
             print(f"  jsv: {doc['jsv']['median_s']}", flush=True)
         if "prune" in items:
-            doc["prune"] = bench_prune(max(1, args.repeats - 1))
+            doc["prune"] = bench_prune(max(1, args.repeats - 1), tmp)
         if "start" in items:
             doc["start"] = bench_start(tmp, args.repeats + 2)
             print(f"  start: {doc['start'] and doc['start']['median_s']}", flush=True)

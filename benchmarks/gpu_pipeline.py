@@ -6,13 +6,14 @@ project's Python packages must travel as wheels and Snakemake + DVC (dozens of p
 binaries) would not be worth carrying: the commands themselves need only jsonschema besides what the
 machine has. What is the same as `snakemake --cores N figures --configfile <preset>`:
 
-- the per-cell argument lists: `prune_argv`, `isometry_argv`, `train_argv` and `jarg` are the functions of
-  prunebench.pipeline.workflow the rules call, so the prune / isometry / train commands are exactly the DAG's; the short data / init / aggregate / figure / report argument lists are
-  copied from rules/run.smk and rules/report.smk (the data command gets `--no-download` in addition: the
-  GPU machine has no network);
+- every step's argument list comes from the functions of prunebench.pipeline.workflow that the rules in
+  rules/run.smk and rules/report.smk call (`data_argv`, `init_argv`, the per-cell `argv_builders`,
+  `aggregate_argv`, `figure_argv`, `report_argv`), so the commands are exactly the DAG's (the data command
+  gets `--no-download` in addition: the GPU machine has no network);
 - every command runs in a pool of long-lived worker processes through `prunebench.cli.run_logged`, as the
   rules' `run_pooled` does, with its log at the DAG's log path (results/<preset>/logs/<step>/<job>.log);
-- the resolved config is written to results/<preset>/config.yaml before `aggregate`, as the rule does.
+- the resolved config is written to results/<preset>/config.yaml before `aggregate`, as the rule does
+  (`write_resolved_config`).
 
 What differs: no provenance keys and no up-to-date checks (every job runs), and a deadline: when it
 passes, the running commands are killed and the jobs not started are reported as skipped. Jobs run in
@@ -38,13 +39,8 @@ from prunebench.pipeline import grid as G  # noqa: E402  (no torch)
 from prunebench.library import methods as M  # noqa: E402
 from prunebench.pipeline import paths as P  # noqa: E402
 
-from prunebench.pipeline.workflow import FUNCTIONS as SMK_FUNCTIONS  # noqa: E402,F401
-from prunebench.pipeline.workflow import argv_builders  # noqa: E402
-
-
-def smk_functions(config: dict, device: str) -> dict:
-    """The rules' per-cell argument builders (prunebench.pipeline.workflow.argv_builders)."""
-    return argv_builders(config, device)
+from prunebench.pipeline.workflow import (aggregate_argv, argv_builders, data_argv, figure_argv,  # noqa: E402
+                                           init_argv, report_argv, write_resolved_config)
 
 
 @dataclass
@@ -71,15 +67,6 @@ class RunResult:
                 "elapsed_s": round(self.elapsed, 2), "deadline_hit": self.deadline_hit}
 
 
-def _report_embeds() -> bool:
-    """Whether this version of `prunebench report` copies the figures next to the report (--embed-dir)."""
-    if not hasattr(P, "report_figure_path"):
-        return False
-    from prunebench.cli import command_parser
-
-    return any("--embed-dir" in a.option_strings for a in command_parser("report")._actions)
-
-
 def _job_name(c: dict) -> str:
     return f"{c['dataset']}_{c['model']}_{c['init']}_{c['arm']}_s{P.fmt_sparsity(c['sparsity'])}_seed{c['seed']}"
 
@@ -92,11 +79,10 @@ class Pipeline:
         self.cwd = Path(cwd)
         self.claims_dir = Path(claims_dir)
         self.preset = config["preset"]
-        self.res = P.preset_dir(self.preset)
         self.device = config.get("device", "auto")
         self.threads = config.get("threads", 1)
         self.cells = G.expand(self.config)
-        self.fn = smk_functions(self.config, self.device)
+        self.fn = argv_builders(self.config, self.device)
 
     # -- the jobs ---------------------------------------------------------------------------------------
     def cell_jobs(self) -> list:
@@ -105,18 +91,14 @@ class Pipeline:
         datasets = sorted({c["dataset"] for c in self.cells})
         for ds in datasets:
             man = P.data_manifest(pre, ds)
-            argv = ["data", "--dataset", ds, "--cache-dir", cfg.get("data_dir", "data"), "--manifest", man,
-                    "--no-download"]
-            if ds in cfg.get("data_sources", {}):
-                argv += ["--source", cfg["data_sources"][ds]]
-            jobs.append(Job(f"data/{ds}", argv, P.log_path(pre, "data", ds), outputs=(man,)))
+            jobs.append(Job(f"data/{ds}", data_argv(cfg, ds, man) + ["--no-download"], P.log_path(pre, "data", ds),
+                            outputs=(man,)))
         for c in self.cells:
             for concern in ("init", "reinit") if c.get("reinit") else ("init",):
                 path = P.init_path(c, concern=concern)
                 if path not in inits:
                     seed = c["seeds"][concern]
-                    argv = ["init", "--model", c["model"], "--dataset", c["dataset"], "--scheme", c["init"],
-                            "--seed", seed, "--threads", th, "--out", path]
+                    argv = init_argv(c["model"], c["dataset"], c["init"], seed, path, th)
                     inits[path] = Job(f"init/{c['dataset']}_{c['model']}_{c['init']}_seed{seed}", argv,
                                       P.log_path(pre, "init", f"{c['dataset']}_{c['model']}_{c['init']}_seed{seed}"),
                                       outputs=(path,))
@@ -151,35 +133,19 @@ class Pipeline:
         """aggregate (+ figures, report) over `config` (default: the whole preset; pass a restricted one when
         some cells did not finish)."""
         config = self.config if config is None else config
-        pre, res = self.preset, self.res
+        pre = self.preset
         after = tuple(f"train/{_job_name(c)}" for c in G.expand(config))
         cfgfile = P.table_path(pre, P.RESOLVED_CONFIG)
-
-        def write_config():
-            import yaml
-
-            path = self.cwd / cfgfile
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(config, sort_keys=True))
-
-        jobs = [Job("aggregate/aggregate", ["aggregate", "--config", cfgfile, "--results-root", P.RESULTS],
-                    P.log_path(pre, "aggregate", "aggregate"), deps=after, outputs=(cfgfile,), before=write_config)]
+        jobs = [Job("aggregate/aggregate", aggregate_argv(cfgfile), P.log_path(pre, "aggregate", "aggregate"),
+                    deps=after, outputs=(cfgfile,), before=lambda: write_resolved_config(config, self.cwd / cfgfile))]
         names = list(config.get("figures", [])) if figures else []
-        fig_dir = f"{P.FIGURES}/{pre}"
         for n in names:
-            jobs.append(Job(f"figures/{n}", ["figure", "--name", n, "--results-dir", res, "--out-stem",
-                                             f"{fig_dir}/{n}", "--preset", pre],
-                            P.log_path(pre, "figures", n), deps=("aggregate/aggregate",),
-                            outputs=(P.figure_path(pre, n, "png"),)))
+            jobs.append(Job(f"figures/{n}", figure_argv(pre, n), P.log_path(pre, "figures", n),
+                            deps=("aggregate/aggregate",), outputs=(P.figure_path(pre, n, "png"),)))
         claims = [str(self.claims_dir / f"{c}.yaml") for c in config.get("claims", [])]
         if report and claims:
             out = P.report_path(pre)
-            argv = ["report", "--results-dir", res, "--claims", *claims, "--out", out, "--preset", pre,
-                    "--figures-dir", fig_dir]
-            if _report_embeds():  # the report's git-tracked copies of the PNGs, as the rule asks for them
-                argv += ["--embed-dir", P.report_figure_path(pre, "x").rsplit("/", 1)[0]]
-            jobs.append(Job("report/report", argv,
-                            P.log_path(pre, "report", "report"),
+            jobs.append(Job("report/report", report_argv(pre, claims, out), P.log_path(pre, "report", "report"),
                             deps=("aggregate/aggregate",) + tuple(f"figures/{n}" for n in names), outputs=(out,)))
         return jobs
 

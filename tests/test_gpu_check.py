@@ -16,6 +16,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import gpu_check as GC  # noqa: E402
 import gpu_pipeline as GP  # noqa: E402
+from prunebench.pipeline import paths as P  # noqa: E402
+from prunebench.pipeline import workflow as W  # noqa: E402
 
 
 def preset(name):
@@ -138,6 +140,16 @@ def test_pipeline_runs_the_dags_commands():
     data = jobs["data/cifar10"].argv
     assert "--no-download" in data and data[data.index("--source") + 1] == cfg["data_sources"]["cifar10"]
     assert set(jobs["aggregate/aggregate"].deps) == {n for n in jobs if n.startswith("train/")}
+    # the other steps' command lines are the rules' too (rules/run.smk, rules/report.smk)
+    pre = cfg["preset"]
+    assert data == W.data_argv(cfg, "cifar10", P.data_manifest(pre, "cifar10")) + ["--no-download"]
+    c = pipe.cells[0]
+    init = next(j for n, j in jobs.items() if n.startswith("init/"))
+    assert init.argv == W.init_argv(c["model"], c["dataset"], c["init"], c["seeds"]["init"], P.init_path(c), pipe.threads)
+    assert jobs["aggregate/aggregate"].argv == W.aggregate_argv(P.table_path(pre, P.RESOLVED_CONFIG))
+    assert all(jobs[f"figures/{n}"].argv == W.figure_argv(pre, n) for n in cfg["figures"])
+    claims = [str(REPO / "paper" / "reference" / f"{c}.yaml") for c in cfg["claims"]]
+    assert jobs["report/report"].argv == W.report_argv(pre, claims, P.report_path(pre))
 
 
 def test_restricted_config_keeps_only_finished_arms():

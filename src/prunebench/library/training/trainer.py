@@ -18,8 +18,8 @@ Phases, in order:
             so the GPU keeps training while it is hashed and written);
   finish    metrics.json (no timings: the same config gives the same bytes), timing.json, final_mask.
 
-On the CPU every result is bit-identical to the loop this replaced (tests/test_train_equivalence.py runs a
-frozen copy of it beside this one). `step_mode`: "auto" (CUDA: graph, else plain), "plain", "static" (the
+On the CPU every result is bit-identical to the loop this replaced (tests/test_train_equivalence.py checks
+the hashes of that loop's outputs). `step_mode`: "auto" (CUDA: graph, else plain), "plain", "static" (the
 graph's body run eagerly: the CPU check of the graph path), "graph" (CUDA only).
 """
 from __future__ import annotations
