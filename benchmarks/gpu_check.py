@@ -60,9 +60,9 @@ sys.path.insert(0, str(HERE))
 
 import yaml  # noqa: E402
 
-import gpu_pipeline as GP  # noqa: E402
-from prunebench.pipeline import grid as G  # noqa: E402
-from prunebench.pipeline import paths as P  # noqa: E402
+import gpu_pipeline  # noqa: E402
+from prunebench.pipeline import grid  # noqa: E402
+from prunebench.pipeline import paths  # noqa: E402
 
 # Seconds. "max": a part's own limit; "min": what is kept free for it while earlier parts run; "least": below
 # this much time a part is skipped rather than started.
@@ -553,11 +553,11 @@ class Check:
         runs = {}
         for k in ("a", "b"):
             cwd = self.work / "determinism" / k
-            pipe = GP.Pipeline(cfg, cwd)
+            pipe = gpu_pipeline.Pipeline(cfg, cwd)
             jobs = pipe.cell_jobs() + pipe.report_jobs(figures=False, report=False)
             until = d if k == "b" else time.time() + (d - time.time()) / 2
             self.say(f"  run {k}: {len(jobs)} jobs in {cwd} ({until - time.time():.0f} s)")
-            pool = GP.Pool(cwd, self.workers)
+            pool = gpu_pipeline.Pool(cwd, self.workers)
             r = pool.run(jobs, until, log=self.say, label=f"run {k}: ")  # kills its workers at the deadline
             if not r.deadline_hit:
                 pool.close()
@@ -610,7 +610,7 @@ class Check:
             cfg["data_sources"] = {"cifar10": src}
         else:
             cfg.pop("data_sources", None)  # $PRUNEBENCH_DATA_SOURCES is searched (the CPU smoke test's synthetic set)
-        cells = len(G.expand(G.validate(copy.deepcopy(cfg))))
+        cells = len(grid.expand(grid.validate(copy.deepcopy(cfg))))
         tp_path = self.work / "throughput.json"
         if not tp_path.exists() and self.args.throughput_json:  # a rerun of part 3 alone: an earlier run's numbers
             tp_path = Path(self.args.throughput_json)
@@ -654,23 +654,23 @@ class Check:
         if not self.wait_data("cifar10", d):
             return {"status": "failed", "reason": "CIFAR-10 data not ready", "sizing": sizing}
         cwd = self.work / "force"
-        pipe = GP.Pipeline(cfg, cwd)
+        pipe = gpu_pipeline.Pipeline(cfg, cwd)
         jobs = pipe.cell_jobs()
-        pool = GP.Pool(cwd, workers)
+        pool = gpu_pipeline.Pool(cwd, workers)
         r = pool.run(jobs, d - self.plan["finish_reserve"], log=self.say, label="force: ")
         self.say(f"  cells: {len(r.done)} jobs done, {len(r.failed)} failed, {len(r.skipped)} skipped, {r.elapsed:.1f} s")
-        done = GP.finished_cells(pipe, r)
-        missing = [GP._job_name(c) for c in pipe.cells if c not in done]
+        done = gpu_pipeline.finished_cells(pipe, r)
+        missing = [gpu_pipeline._job_name(c) for c in pipe.cells if c not in done]
         report_cfg = pipe.config if not missing else pipe.restricted_config(done)
         fin = None
         if report_cfg["grid"]:
             if r.deadline_hit:
-                pool = GP.Pool(cwd, workers)
+                pool = gpu_pipeline.Pool(cwd, workers)
             fin = pool.run(pipe.report_jobs(report_cfg), d, log=self.say, label="force: ")
             self.say(f"  tables/figures/report: {len(fin.done)} done, {len(fin.failed)} failed, {len(fin.skipped)} skipped")
         if not (fin or r).deadline_hit:
             pool.close()
-        report = cwd / P.report_path(cfg["preset"])
+        report = cwd / paths.report_path(cfg["preset"])
         import torch
 
         info = {"mode": self.mode, "device": self.device_name, "torch": torch.__version__,
@@ -687,11 +687,11 @@ class Check:
                 "summary": self._force_summary(cwd, cfg["preset"])}
 
     def _data_note(self, cwd, preset) -> str:
-        man = cwd / P.data_manifest(preset, "cifar10")
+        man = cwd / paths.data_manifest(preset, "cifar10")
         return json.loads(man.read_text()).get("source_note", "CIFAR-10") if man.exists() else "CIFAR-10"
 
     def _force_summary(self, cwd, preset) -> list:
-        path = cwd / P.table_path(preset, "summary.csv")
+        path = cwd / paths.table_path(preset, "summary.csv")
         if not path.exists():
             return []
         import csv
@@ -712,7 +712,7 @@ class Check:
         for p in sorted((force / "paper" / "figures" / "force-check").glob("*")):  # the report's own copies
             members.append((p, f"paper/figures/force-check/{p.name}"))
         res = force / "results" / "force-check"
-        for name in P.TABLE_FILES + (P.RESOLVED_CONFIG,):
+        for name in paths.TABLE_FILES + (paths.RESOLVED_CONFIG,):
             members.append((res / name, f"results/force-check/{name}"))
         self.summary["elapsed_s"] = round(self.now(), 1)
         summary = self.work / "summary.json"

@@ -23,7 +23,6 @@ side (the determinism check).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -35,9 +34,9 @@ from types import SimpleNamespace
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from prunebench.pipeline import grid as G  # noqa: E402  (no torch)
-from prunebench.library import methods as M  # noqa: E402
-from prunebench.pipeline import paths as P  # noqa: E402
+from prunebench.pipeline import grid  # noqa: E402  (no torch)
+from prunebench.library import methods  # noqa: E402
+from prunebench.pipeline import paths  # noqa: E402
 
 from prunebench.pipeline.workflow import (aggregate_argv, argv_builders, data_argv, figure_argv,  # noqa: E402
                                            init_argv, report_argv, write_resolved_config)
@@ -68,20 +67,20 @@ class RunResult:
 
 
 def _job_name(c: dict) -> str:
-    return f"{c['dataset']}_{c['model']}_{c['init']}_{c['arm']}_s{P.fmt_sparsity(c['sparsity'])}_seed{c['seed']}"
+    return f"{c['dataset']}_{c['model']}_{c['init']}_{c['arm']}_s{paths.fmt_sparsity(c['sparsity'])}_seed{c['seed']}"
 
 
 class Pipeline:
     """The jobs of one preset (a validated config dict) in working directory `cwd`."""
 
     def __init__(self, config: dict, cwd, claims_dir: Path = REPO / "paper" / "reference"):
-        self.config = G.validate(config, where="config")
+        self.config = grid.validate(config, where="config")
         self.cwd = Path(cwd)
         self.claims_dir = Path(claims_dir)
         self.preset = config["preset"]
         self.device = config.get("device", "auto")
         self.threads = config.get("threads", 1)
-        self.cells = G.expand(self.config)
+        self.cells = grid.expand(self.config)
         self.fn = argv_builders(self.config, self.device)
 
     # -- the jobs ---------------------------------------------------------------------------------------
@@ -90,42 +89,42 @@ class Pipeline:
         jobs, inits = [], {}
         datasets = sorted({c["dataset"] for c in self.cells})
         for ds in datasets:
-            man = P.data_manifest(pre, ds)
-            jobs.append(Job(f"data/{ds}", data_argv(cfg, ds, man) + ["--no-download"], P.log_path(pre, "data", ds),
+            man = paths.data_manifest(pre, ds)
+            jobs.append(Job(f"data/{ds}", data_argv(cfg, ds, man) + ["--no-download"], paths.log_path(pre, "data", ds),
                             outputs=(man,)))
         for c in self.cells:
             for concern in ("init", "reinit") if c.get("reinit") else ("init",):
-                path = P.init_path(c, concern=concern)
+                path = paths.init_path(c, concern=concern)
                 if path not in inits:
                     seed = c["seeds"][concern]
                     argv = init_argv(c["model"], c["dataset"], c["init"], seed, path, th)
                     inits[path] = Job(f"init/{c['dataset']}_{c['model']}_{c['init']}_seed{seed}", argv,
-                                      P.log_path(pre, "init", f"{c['dataset']}_{c['model']}_{c['init']}_seed{seed}"),
+                                      paths.log_path(pre, "init", f"{c['dataset']}_{c['model']}_{c['init']}_seed{seed}"),
                                       outputs=(path,))
         jobs += list(inits.values())
         for c in self.cells:
-            d, job, info = P.cell_dir(c), _job_name(c), M.method_info(c["method"])
-            data = P.data_manifest(pre, c["dataset"])
-            init = P.init_path(c)
-            train_deps = [f"data/{c['dataset']}", inits[P.train_init_path(c)].name]
+            d, job, info = paths.cell_dir(c), _job_name(c), methods.method_info(c["method"])
+            data = paths.data_manifest(pre, c["dataset"])
+            init = paths.init_path(c)
+            train_deps = [f"data/{c['dataset']}", inits[paths.train_init_path(c)].name]
             if info.at_init:
                 inp = SimpleNamespace(init=init, data=data)
                 out = SimpleNamespace(mask=f"{d}/mask.safetensors", report=f"{d}/prune.json",
                                       timing=f"{d}/prune_timing.json")
-                jobs.append(Job(f"prune/{job}", fn["prune_argv"](c, inp, out, th), P.log_path(pre, "prune", job),
+                jobs.append(Job(f"prune/{job}", fn["prune_argv"](c, inp, out, th), paths.log_path(pre, "prune", job),
                                 deps=(f"data/{c['dataset']}", inits[init].name), outputs=(out.mask,), cell=c))
                 train_deps.append(f"prune/{job}")
-            train_init = P.train_init_path(c)
+            train_init = paths.train_init_path(c)
             if c["isometry"]:
                 inp = SimpleNamespace(init=init, mask=f"{d}/mask.safetensors", data=data)
                 out = SimpleNamespace(weights=f"{d}/weights_ai.safetensors", report=f"{d}/isometry.json")
                 jobs.append(Job(f"isometry/{job}", fn["isometry_argv"](c, inp, out, th),
-                                P.log_path(pre, "isometry", job), deps=(f"prune/{job}",), outputs=(out.weights,),
+                                paths.log_path(pre, "isometry", job), deps=(f"prune/{job}",), outputs=(out.weights,),
                                 cell=c))
                 train_deps.append(f"isometry/{job}")
                 train_init = out.weights
             inp = SimpleNamespace(init=train_init, data=data)
-            jobs.append(Job(f"train/{job}", fn["train_argv"](c, inp, th), P.log_path(pre, "train", job),
+            jobs.append(Job(f"train/{job}", fn["train_argv"](c, inp, th), paths.log_path(pre, "train", job),
                             deps=tuple(train_deps), outputs=(f"{d}/metrics.json",), cell=c))
         return jobs
 
@@ -134,18 +133,18 @@ class Pipeline:
         some cells did not finish)."""
         config = self.config if config is None else config
         pre = self.preset
-        after = tuple(f"train/{_job_name(c)}" for c in G.expand(config))
-        cfgfile = P.table_path(pre, P.RESOLVED_CONFIG)
-        jobs = [Job("aggregate/aggregate", aggregate_argv(cfgfile), P.log_path(pre, "aggregate", "aggregate"),
+        after = tuple(f"train/{_job_name(c)}" for c in grid.expand(config))
+        cfgfile = paths.table_path(pre, paths.RESOLVED_CONFIG)
+        jobs = [Job("aggregate/aggregate", aggregate_argv(cfgfile), paths.log_path(pre, "aggregate", "aggregate"),
                     deps=after, outputs=(cfgfile,), before=lambda: write_resolved_config(config, self.cwd / cfgfile))]
         names = list(config.get("figures", [])) if figures else []
         for n in names:
-            jobs.append(Job(f"figures/{n}", figure_argv(pre, n), P.log_path(pre, "figures", n),
-                            deps=("aggregate/aggregate",), outputs=(P.figure_path(pre, n, "png"),)))
+            jobs.append(Job(f"figures/{n}", figure_argv(pre, n), paths.log_path(pre, "figures", n),
+                            deps=("aggregate/aggregate",), outputs=(paths.figure_path(pre, n, "png"),)))
         claims = [str(self.claims_dir / f"{c}.yaml") for c in config.get("claims", [])]
         if report and claims:
-            out = P.report_path(pre)
-            jobs.append(Job("report/report", report_argv(pre, claims, out), P.log_path(pre, "report", "report"),
+            out = paths.report_path(pre)
+            jobs.append(Job("report/report", report_argv(pre, claims, out), paths.log_path(pre, "report", "report"),
                             deps=("aggregate/aggregate",) + tuple(f"figures/{n}" for n in names), outputs=(out,)))
         return jobs
 
@@ -154,13 +153,13 @@ class Pipeline:
         arm are dropped. What `aggregate` can tabulate when the deadline stopped some cells."""
         import copy
 
-        done = {P.cell_dir(c) for c in finished_cells}
+        done = {paths.cell_dir(c) for c in finished_cells}
         cfg = copy.deepcopy(self.config)
         blocks = []
         for i, block in enumerate(cfg["grid"]):
             one = {**cfg, "grid": [block]}
             keep = [a for a in block["arms"]
-                    if all(P.cell_dir(c) in done for c in G.expand({**one, "grid": [{**block, "arms": [a]}]}))]
+                    if all(paths.cell_dir(c) in done for c in grid.expand({**one, "grid": [{**block, "arms": [a]}]}))]
             if keep:
                 blocks.append({**block, "arms": keep})
         cfg["grid"] = blocks
