@@ -39,10 +39,11 @@ STATUS_ARGS = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-
 RUN_TIMEOUT_S = 1200
 
 # Outputs that legitimately differ between two runs of the same config: wall-clock timings (and the
-# figure drawn from them) and logs. Everything else (masks, metrics, manifests, tables, figures, the
-# report) must be byte-identical.
+# figure drawn from them), logs, and the run record (run.json: the command that ran the pipeline). Everything
+# else (masks, metrics, manifests, tables, figures, the report) must be byte-identical.
 VARIABLE = (
     "*/logs/*",
+    "*/run.json",
     "*timing.json",
     "*/timing.csv",
     "*/timing.csv.sha256",
